@@ -1,0 +1,324 @@
+"""The daemon's configuration: one TOML file, validated all at once.
+
+The keys are a public contract, documented in README.md and in
+``callcenter.example.toml``.  ``load_config`` returns a frozen ``Config`` or
+raises ``ConfigError`` carrying *every* problem found (file, key, reason).
+
+Secrets may come from the environment instead of the file; the environment
+wins.  Relative paths (sqlite files, journal, flows) are taken relative to
+the directory of the config file, so a config works from any working
+directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+import jsonschema
+
+#: Environment variables that override a config key.
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "CALLCENTER_AMI_SECRET": ("asterisk", "ami_secret"),
+    "CALLCENTER_AMI_USER": ("asterisk", "ami_user"),
+    "CALLCENTER_CRM_URL": ("crm", "url"),
+    "CALLCENTER_REDIS_URL": ("redis", "url"),
+}
+
+_PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
+_HOST = {"type": "string", "minLength": 1}
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "asterisk": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "ami_host": _HOST,
+                "ami_port": _PORT,
+                "ami_user": {"type": "string", "minLength": 1},
+                "ami_secret": {"type": "string"},
+                "ami_tls": {"type": "boolean"},
+                "agi_bind": _HOST,
+                "agi_port": _PORT,
+            },
+        },
+        "crm": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "url": {"type": "string", "minLength": 1},
+                "journal": {"type": "string", "minLength": 1},
+            },
+        },
+        "redis": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"url": {"type": "string"}},
+        },
+        "desktop": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "bind": _HOST,
+                "port": _PORT,
+                "allowed_origins": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "ivr": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "flows_dir": {"type": "string", "minLength": 1},
+                "routes": {"type": "string", "minLength": 1},
+            },
+        },
+        "log": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "level": {"enum": ["debug", "info", "warning", "error", "critical"]},
+                "format": {"enum": ["text", "json"]},
+            },
+        },
+    },
+}
+
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "boolean": "a boolean (true or false)",
+    "array": "an array",
+    "object": "a table",
+    "number": "a number",
+}
+
+
+@dataclass(frozen=True)
+class AsteriskConfig:
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_user: str = "cti"
+    ami_secret: str = field(default="", repr=False)
+    ami_tls: bool = False
+    agi_bind: str = "127.0.0.1"
+    agi_port: int = 4573
+
+
+@dataclass(frozen=True)
+class CrmConfig:
+    url: str = "sqlite:///callcenter.db"
+    journal: str = "callcenter.journal"
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+
+@dataclass(frozen=True)
+class DesktopConfig:
+    bind: str = "127.0.0.1"
+    port: int = 8080
+    allowed_origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IvrConfig:
+    flows_dir: str = "ivr_flows/flows"
+    routes: str = "ivr_flows/flows/routes.yaml"
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class Config:
+    asterisk: AsteriskConfig = AsteriskConfig()
+    crm: CrmConfig = CrmConfig()
+    redis: RedisConfig = RedisConfig()
+    desktop: DesktopConfig = DesktopConfig()
+    ivr: IvrConfig = IvrConfig()
+    log: LogConfig = LogConfig()
+    source: str = "<defaults>"
+
+    def replace(self, **sections: Any) -> "Config":
+        """A copy with some sections replaced (used by tests and the demo)."""
+        return dataclasses.replace(self, **sections)
+
+
+_SECTIONS = {
+    "asterisk": AsteriskConfig,
+    "crm": CrmConfig,
+    "redis": RedisConfig,
+    "desktop": DesktopConfig,
+    "ivr": IvrConfig,
+    "log": LogConfig,
+}
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.reason}" if self.key else f"{self.file}: {self.reason}"
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[ConfigProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _describe(value: Any) -> str:
+    kinds = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "table"}
+    kind = kinds.get(type(value), type(value).__name__)
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{kind} {shown}" if kind not in ("table", "array") else kind
+
+
+def _schema_problems(file: str, doc: Mapping[str, Any]) -> list[ConfigProblem]:
+    problems = []
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for err in sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path]):
+        path = [str(p) for p in err.absolute_path if not isinstance(p, int)]
+        key = ".".join(path) + "".join(f"[{p}]" for p in err.absolute_path if isinstance(p, int))
+        if err.validator == "additionalProperties":
+            allowed = sorted(err.schema.get("properties", {}))
+            extra = sorted(set(err.instance) - set(allowed))
+            for name in extra:
+                full = ".".join(path + [name])
+                where = "section" if not path else "key"
+                problems.append(ConfigProblem(file, full, f"unknown {where}; expected one of: {', '.join(allowed)}"))
+            continue
+        if err.validator == "type":
+            want = _TYPE_NAMES.get(err.validator_value, err.validator_value)
+            reason = f"expected {want}, got {_describe(err.instance)}"
+        elif err.validator == "enum":
+            reason = f"expected one of {', '.join(map(str, err.validator_value))}, got {_describe(err.instance)}"
+        elif err.validator in ("minimum", "maximum"):
+            schema = err.schema
+            reason = f"expected an integer from {schema.get('minimum')} to {schema.get('maximum')}, got {err.instance!r}"
+        elif err.validator == "minLength":
+            reason = "must not be empty"
+        else:
+            reason = err.message
+        problems.append(ConfigProblem(file, key, reason))
+    return problems
+
+
+def _semantic_problems(file: str, cfg: Config) -> list[ConfigProblem]:
+    problems = []
+    add = lambda key, reason: problems.append(ConfigProblem(file, key, reason))  # noqa: E731
+    try:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(cfg.crm.url)
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            add("crm.url", f"unsupported database {url.get_backend_name()!r}; expected sqlite or postgresql")
+    except Exception as exc:  # sqlalchemy raises ArgumentError with a plain reason
+        add("crm.url", f"not a SQLAlchemy URL: {exc}")
+    if cfg.redis.url:
+        scheme = urlsplit(cfg.redis.url).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            add("redis.url", f"expected a redis://, rediss:// or unix:// URL, got scheme {scheme!r}")
+    for i, origin in enumerate(cfg.desktop.allowed_origins):
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            add(f"desktop.allowed_origins[{i}]", f"expected an origin like https://desk.example.com, got {origin!r}")
+    if not cfg.asterisk.ami_secret:
+        add("asterisk.ami_secret", "missing; set it in the file or in CALLCENTER_AMI_SECRET")
+    for key in ("ami_secret", "ami_user", "ami_host"):
+        value = getattr(cfg.asterisk, key)
+        if any(c in value for c in "\r\n\0"):
+            add(f"asterisk.{key}", "must not contain CR, LF or NUL")
+    if cfg.asterisk.agi_port == cfg.desktop.port and cfg.asterisk.agi_bind == cfg.desktop.bind:
+        add("desktop.port", f"same address as asterisk.agi_port ({cfg.desktop.port})")
+    return problems
+
+
+def _resolve(base: Path, value: str) -> str:
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (base / path))
+
+
+def _resolve_paths(cfg: Config, base: Path) -> Config:
+    crm_url = cfg.crm.url
+    prefix = "sqlite:///"
+    if crm_url.startswith(prefix) and crm_url != "sqlite:///:memory:":
+        rest = crm_url[len(prefix):]
+        db, sep, query = rest.partition("?")
+        if db and not db.startswith("/") and db != ":memory:":
+            crm_url = prefix + _resolve(base, db) + sep + query
+    return cfg.replace(
+        crm=dataclasses.replace(cfg.crm, url=crm_url, journal=_resolve(base, cfg.crm.journal)),
+        ivr=IvrConfig(flows_dir=_resolve(base, cfg.ivr.flows_dir), routes=_resolve(base, cfg.ivr.routes)),
+    )
+
+
+def build_config(doc: Mapping[str, Any], *, source: str = "<config>", base: Path | None = None,
+                 environ: Mapping[str, str] | None = None) -> Config:
+    """Validate a parsed document (plus environment overrides) into a Config."""
+    environ = os.environ if environ is None else environ
+    doc = {k: dict(v) if isinstance(v, Mapping) else v for k, v in doc.items()}
+    for var, (section, key) in ENV_OVERRIDES.items():
+        if var in environ:
+            target = doc.setdefault(section, {})
+            if isinstance(target, dict):
+                target[key] = environ[var]
+    problems = _schema_problems(source, doc)
+    # Keep checking the well-typed rest, so that every problem is reported at once.
+    bad = {p.key.split("[")[0] for p in problems}
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        given = doc.get(name, {})
+        if not isinstance(given, Mapping):
+            given = {}
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in given.items() if k in known and f"{name}.{k}" not in bad}
+        if "allowed_origins" in values:
+            values["allowed_origins"] = tuple(values["allowed_origins"])
+        sections[name] = cls(**values)
+    cfg = Config(source=source, **sections)
+    problems += [p for p in _semantic_problems(source, cfg) if p.key.split("[")[0] not in bad]
+    if problems:
+        raise ConfigError(problems)
+    return _resolve_paths(cfg, base) if base is not None else cfg
+
+
+def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and return the config at ``path`` (ConfigError lists every problem)."""
+    file = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(file, "", f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        doc = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError([ConfigProblem(file, "", f"not UTF-8 text (line {line})")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem(file, "", f"TOML syntax error: {exc}")]) from None
+    return build_config(doc, source=file, base=Path(path).resolve().parent, environ=environ)

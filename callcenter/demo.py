@@ -1,0 +1,24 @@
+"""Embedded defaults for ``callcenter demo``: one box, nothing to install."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ivr_flows
+from callcenter.config import build_config, Config
+
+#: The lab Asterisk's AMI account (asterisk_conf/manager.conf uses the same).
+DEMO_AMI_SECRET = "cti-secret"
+FLOWS_DIR = Path(ivr_flows.__file__).resolve().parent / "flows"
+
+
+def demo_config(data_dir: Path, *, desktop_port: int = 8080, agi_port: int = 4573) -> Config:
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "asterisk": {"ami_secret": DEMO_AMI_SECRET, "agi_port": agi_port},
+        "crm": {"url": f"sqlite:///{data_dir / 'callcenter.db'}", "journal": str(data_dir / "contacts.journal")},
+        "desktop": {"port": desktop_port},
+        "ivr": {"flows_dir": str(FLOWS_DIR), "routes": str(FLOWS_DIR / "routes.yaml")},
+    }
+    return build_config(doc, source="<demo>", base=data_dir, environ={})
