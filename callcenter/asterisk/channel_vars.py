@@ -14,6 +14,15 @@ The dialplan contract:
   fallback queue, so no call is lost because the CTI server is down.
 * ``CC_QUEUE`` only ever holds a queue name from the daemon's own
   configuration; the dialplan still passes it through ``FILTER()``.
+* ``acd`` (``RESULT_ACD``) -> the caller waits in MusicOnHold in ``cc-wait``
+  until the daemon picks an agent: AMI ``Setvar CC_AGENT_IFACE`` plus
+  ``Redirect`` to ``cc-connect,s,1``. Unanswered/busy -> back to ``cc-wait``;
+  nobody picked in time -> the fallback queue.
+
+Every value the daemon hands over is ``FILTER()``ed by the dialplan with the
+character sets below before it reaches Dial/Queue/ChanSpy/Goto; a daemon that
+validates against the same sets never sees its value silently changed.
+asterisk_conf/README.md has the full table.
 """
 
 CC_RESULT = "CC_RESULT"
@@ -34,3 +43,41 @@ FALLBACK_QUEUE = "support"
 
 #: Characters allowed in a queue name the daemon hands to the dialplan.
 QUEUE_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+
+# --- Added for asterisk_conf/extensions.conf (daemon-driven ACD, supervisor) ---
+
+#: Result: park the caller in MusicOnHold (cc-wait) for daemon-driven ACD.
+RESULT_ACD = "acd"
+
+#: Agent interface the daemon sets (AMI Setvar) before Redirect to cc-connect,
+#: e.g. ``Local/6001@agents/n`` or ``PJSIP/6001``.
+CC_AGENT_IFACE = "CC_AGENT_IFACE"
+#: Optional per-call MusicOnHold time (seconds) of one cc-wait pass.
+CC_WAIT_SECS = "CC_WAIT_SECS"
+#: Full channel name a supervisor spies on (Originate Variable to cc-spy).
+CC_SPY_TARGET = "CC_SPY_TARGET"
+
+#: Characters the dialplan keeps in CC_AGENT_IFACE (it also requires the form
+#: ``Local/<digits>@agents[/n]`` or ``PJSIP/<name>``).
+AGENT_IFACE_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./@"
+#: Characters the dialplan keeps in CC_SPY_TARGET (Local channels end in ;1/;2).
+CHANNEL_NAME_CHARS = AGENT_IFACE_CHARS + ";"
+#: Characters the dialplan keeps in CC_TRANSFER_TO and click-to-dial numbers.
+TRANSFER_TO_CHARS = "0123456789"
+DIAL_NUMBER_CHARS = "+0123456789"
+
+#: Dialplan contexts the daemon addresses over AMI (Redirect / Originate).
+CONTEXT_WAIT = "cc-wait"            # caller waits in MOH for an agent pick
+CONTEXT_CONNECT = "cc-connect"      # Dial(CC_AGENT_IFACE), exten s
+CONTEXT_FALLBACK = "cc-fallback"    # Queue(FALLBACK_QUEUE), exten s
+CONTEXT_HOLD = "cc-hold"            # caller on hold (MOH), exten s
+CONTEXT_AGENT_HOLD = "cc-agent-hold"  # agent leg parked while caller on hold
+CONTEXT_TRANSFER = "cc-transfer"    # allow-listed transfer targets (_6XXX)
+CONTEXT_OUTBOUND = "cc-outbound"    # click-to-dial, exten = customer number
+CONTEXT_SPY = "cc-spy"              # supervisor, exten = a SPY_* mode
+CONTEXT_AGENTS = "agents"           # Local/<ext>@agents rings PJSIP/<ext>
+
+#: Extensions of CONTEXT_SPY (ChanSpy options q+E+S plus w / B).
+SPY_LISTEN = "listen"
+SPY_WHISPER = "whisper"
+SPY_BARGE = "barge"
