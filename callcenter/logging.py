@@ -48,6 +48,24 @@ def truncated(data: bytes | str, limit: int = MAX_LOGGED) -> str:
     return f"{data[:limit]!r}...(+{len(data) - limit})"
 
 
+def _install_record_factory() -> None:
+    """Stamp every LogRecord with the current call id, whichever handler reads it."""
+    base = logging.getLogRecordFactory()
+    if getattr(base, "_callcenter", False):
+        return
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        record.call_id = _call_id.get()
+        return record
+
+    factory._callcenter = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+_install_record_factory()
+
+
 class CallIdFilter(logging.Filter):
     """Adds ``record.call_id`` (or None) from the context variable."""
 
@@ -112,5 +130,5 @@ def _bridge_twisted() -> None:
         return
     from twisted.logger import STDLibLogObserver, globalLogBeginner
 
-    globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([STDLibLogObserver()], discardBuffer=True, redirectStandardIO=False)
     _bridged = True

@@ -17,8 +17,9 @@ logger = logging.getLogger(__name__)
 class ListenService(AsyncService):
     """Listens on ``bind:port`` with ``factory``; ``port`` 0 picks a free port.
 
-    On stop it stops listening, then calls ``factory.close()`` (if the factory
-    has one) so that open sessions are finished or aborted.
+    On stop it first lets the factory wind down its open sessions (its
+    ``shutdown()``, if it has one: refuse new ones, finish or abort the
+    rest), then stops listening.
     """
 
     def __init__(self, name: str, reactor: Any, bind: str, port: int, factory: Factory):
@@ -43,9 +44,9 @@ class ListenService(AsyncService):
         logger.info("%s listening on %s:%d", self.name, *self.address)
 
     async def stop(self) -> None:
+        shutdown = getattr(self.factory, "shutdown", None)
+        if shutdown is not None:
+            await shutdown()
         if self.listening is not None:
             await self.listening.stopListening()
             self.listening = None
-        close = getattr(self.factory, "close", None)
-        if close is not None:
-            await close()

@@ -1,0 +1,96 @@
+"""The ``callcenter`` command: one tool, a subcommand per job."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from callcenter.config import Config, ConfigError, load_config
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="callcenter")
+def cli() -> None:
+    """callcenter: a CTI contact-center server for Asterisk.
+
+    It answers hotline calls over FastAGI, runs the IVR flows, routes callers
+    to agents, pops the customer on the agent desktop and logs every contact
+    in the CRM store.
+    """
+
+
+def _load_or_exit(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"{len(exc.problems)} error(s) in {path}", err=True)
+        sys.exit(2)
+
+
+@cli.command("check-config")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def check_config(files: tuple[str, ...]) -> None:
+    """Validate config FILES; print every error as FILE: KEY: REASON.
+
+    Exit status 0 when every file is valid, 2 when any has an error.
+    """
+    failed = False
+    for path in files:
+        try:
+            load_config(path)
+        except ConfigError as exc:
+            failed = True
+            for problem in exc.problems:
+                click.echo(str(problem))
+        else:
+            click.echo(f"{path}: ok")
+    sys.exit(2 if failed else 0)
+
+
+@cli.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="TOML config file (see callcenter.example.toml).")
+def run(config_path: str) -> None:
+    """Run the server until SIGTERM or Ctrl-C."""
+    config = _load_or_exit(config_path)
+    sys.exit(_serve(config))
+
+
+@cli.command()
+@click.option("--duration", type=float, default=None, metavar="SECONDS",
+              help="Stop by itself after this many seconds (default: run until Ctrl-C).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default="demo-data", show_default=True,
+              help="Where the demo keeps its SQLite CRM and contact journal.")
+@click.option("--desktop-port", type=int, default=8080, show_default=True)
+@click.option("--agi-port", type=int, default=4573, show_default=True)
+def demo(duration: float | None, data_dir: str, desktop_port: int, agi_port: int) -> None:
+    """Run the whole server on embedded defaults (SQLite, in-process state)."""
+    from callcenter.demo import demo_config
+
+    config = demo_config(Path(data_dir), desktop_port=desktop_port, agi_port=agi_port)
+    sys.exit(_serve(config, run_for=duration))
+
+
+def _serve(config: Config, run_for: float | None = None) -> int:
+    from callcenter.aio import install_asyncio_reactor
+
+    reactor = install_asyncio_reactor()
+    from callcenter.app import build_root
+    from callcenter.logging import setup_logging
+    from callcenter.runtime import run_until_stopped
+
+    setup_logging(config.log.level, config.log.format)
+    root = build_root(config, reactor)
+    return run_until_stopped(root, reactor, run_for=run_for)
+
+
+def main() -> None:
+    cli(prog_name="callcenter")
+
+
+if __name__ == "__main__":
+    main()

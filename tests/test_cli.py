@@ -1,0 +1,168 @@
+"""The callcenter command: help, exit codes, and the run/SIGTERM path as a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from callcenter.cli import cli
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("args", [[], ["run"], ["demo"], ["check-config"]])
+def test_every_subcommand_has_help(args):
+    """--help works for the tool and for each subcommand, exit 0."""
+    result = CliRunner().invoke(cli, [*args, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: " in result.output
+
+
+def test_python_dash_m_runs_the_cli():
+    """python -m callcenter is the same tool."""
+    out = subprocess.run([sys.executable, "-m", "callcenter", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    for sub in ("run", "demo", "check-config"):
+        assert sub in out.stdout
+
+
+def test_check_config_ok_exits_0():
+    """A valid file prints ok and exits 0."""
+    result = CliRunner().invoke(cli, ["check-config", str(ROOT / "callcenter.example.toml")])
+    assert result.exit_code == 0
+    assert result.output.strip().endswith("callcenter.example.toml: ok")
+
+
+def test_check_config_prints_every_error_and_exits_2(tmp_path):
+    """Every problem of every file is printed; exit 2."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[asterisk]\nami_port = "x"\n[log]\nformat = "xml"\n')
+    result = CliRunner().invoke(cli, ["check-config", str(bad), str(ROOT / "callcenter.example.toml")],
+                                env={"CALLCENTER_AMI_SECRET": None})
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert f"{bad}: asterisk.ami_port: expected an integer, got string 'x'" in lines
+    assert f"{bad}: log.format: expected one of text, json, got string 'xml'" in lines
+    assert lines[-1].endswith("callcenter.example.toml: ok")
+
+
+def test_usage_errors_exit_2():
+    """Missing arguments or unknown options are usage errors (exit 2)."""
+    assert CliRunner().invoke(cli, ["check-config"]).exit_code == 2
+    assert CliRunner().invoke(cli, ["run"]).exit_code == 2
+    assert CliRunner().invoke(cli, ["frobnicate"]).exit_code == 2
+
+
+def test_run_with_bad_config_exits_2_listing_errors(tmp_path):
+    """run refuses a bad config before starting anything."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[asterisk]\nami_port = 99999\n")
+    result = CliRunner().invoke(cli, ["run", "--config", str(bad)], env={"CALLCENTER_AMI_SECRET": None})
+    assert result.exit_code == 2
+    assert "asterisk.ami_port: expected an integer from 1 to 65535, got 99999" in result.output
+    assert "1 error(s)" not in result.output or "2 error(s)" in result.output
+
+
+def config_file(tmp_path, agi_port=None):
+    path = tmp_path / "cc.toml"
+    path.write_text(
+        f'[asterisk]\nami_secret = "s"\nami_port = {free_port()}\nagi_port = {agi_port or free_port()}\n'
+        f'[crm]\nurl = "sqlite:///cc.db"\n[desktop]\nport = {free_port()}\n')
+    return path
+
+
+def start_daemon(path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("CALLCENTER_AMI_SECRET", None)
+    return subprocess.Popen([sys.executable, "-m", "callcenter", "run", "--config", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+
+
+def read_until(proc, needle, timeout):
+    seen = []
+    deadline = time.monotonic() + timeout
+    os.set_blocking(proc.stdout.fileno(), False)
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line:
+            seen.append(line)
+            if needle in line:
+                return "".join(seen)
+        elif proc.poll() is not None:
+            break
+        else:
+            time.sleep(0.02)
+    raise AssertionError(f"{needle!r} not seen; output:\n{''.join(seen)}")
+
+
+def test_run_serves_retries_ami_and_stops_on_sigterm_within_5s(tmp_path):
+    """callcenter run: listens, logs AMI retries with backoff, exits 0 within 5 s of SIGTERM."""
+    proc = start_daemon(config_file(tmp_path))
+    try:
+        out = read_until(proc, "callcenter running", 30)
+        out += read_until(proc, "retrying in", 10)
+        assert "connecting to AMI at 127.0.0.1:" in out
+        assert "fastagi listening on 127.0.0.1:" in out
+        assert "desktop listening on http://127.0.0.1:" in out
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=10)
+        assert time.monotonic() - sent < 5.0
+        assert proc.returncode == 0
+        assert "stopped cleanly" in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_sigint_stops_too(tmp_path):
+    """Ctrl-C (SIGINT) takes the same graceful path."""
+    proc = start_daemon(config_file(tmp_path))
+    try:
+        read_until(proc, "callcenter running", 30)
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=10)
+        assert proc.returncode == 0
+        assert "stopped cleanly" in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_failed_start_exits_1_with_the_reason(tmp_path):
+    """A port already in use makes run exit 1 naming the service and the cause."""
+    import socket
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        proc = start_daemon(config_file(tmp_path, agi_port=busy.getsockname()[1]))
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        busy.close()
+    assert proc.returncode == 1
+    assert "startup failed: fastagi failed to start:" in out
+
+
+def test_demo_runs_on_embedded_defaults_and_stops(tmp_path):
+    """callcenter demo starts everything on SQLite with no config file and stops after --duration."""
+    env = {**os.environ}
+    env.pop("CALLCENTER_AMI_SECRET", None)
+    out = subprocess.run([sys.executable, "-m", "callcenter", "demo", "--duration", "1",
+                          "--data-dir", str(tmp_path / "demo"), "--desktop-port", str(free_port()),
+                          "--agi-port", str(free_port())],
+                         capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "callcenter running" in out.stderr and "stopped cleanly" in out.stderr
+    assert (tmp_path / "demo" / "callcenter.db").exists()
