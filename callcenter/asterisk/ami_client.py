@@ -1,18 +1,35 @@
 """The AMI link: panoramisk's Manager, with the parts that break replaced.
 
-What we keep from panoramisk 1.4: ``Manager`` (action registry, event
-pattern registration) and ``Action``/``Message`` correlation.
+Kept from panoramisk 1.4: ``Manager`` (configuration, login, event pattern
+registration) and ``Action`` (ActionID generation and the response/list
+correlation in ``Action.add_message``).
 
-What we replace, and why:
+Replaced, and why:
 
-* connecting and reconnecting: panoramisk retries on a fixed 2 s timer and
-  can schedule two reconnects at once; we run one connect loop with
-  exponential backoff and jitter (first retry <= 1 s, cap 30 s) and log each
-  attempt;
-* event dispatch: in panoramisk an exception raised by one event handler
-  propagates into ``data_received`` and kills the connection; here each
-  handler is guarded, and the failure is logged with the event name and the
-  call id.
+* framing and decoding (``AMIProtocol.data_received``): panoramisk decodes
+  each TCP chunk on its own with ``errors='ignore'``, dropping a UTF-8
+  character split between reads, and splits on ``\\r\\n\\r\\n`` from byte 0,
+  gluing the banner to the Login response.  We use the byte-level
+  ``ami_codec.AMIDecoder``, which also bounds memory (a message over 64 KiB
+  drops the connection, which is then reopened);
+* encoding (``AMIProtocol.send``): ``ami_codec.encode_action`` refuses CR, LF
+  and NUL in any header (injection) and over-long lines;
+* pending actions on disconnect: panoramisk queues them and re-sends them
+  after the next login, which could dial a customer twice; we fail them with
+  ``AMILinkDown``;
+* connecting: panoramisk retries on a fixed 2 s timer; we run one loop with
+  exponential backoff and jitter (first retry <= 1 s, cap 30 s);
+* pings: panoramisk sends Ping and never looks at the answer; ours must be
+  answered within ``ping_timeout`` or the link is declared dead and reopened,
+  so a half-open TCP link is noticed within ``ping_interval + ping_timeout``;
+* event dispatch: in panoramisk an exception raised by one handler kills
+  the connection; here every listener call is guarded and logged with the
+  event name and the call id;
+* after every (re)login the listener gets a snapshot from CoreShowChannels,
+  QueueStatus and Status before any further event ("resync"); events that
+  arrive meanwhile are held and delivered after the snapshot, in order;
+* Asterisk restarts are detected (Shutdown event, a new CoreStartupTime, or
+  FullyBooted's Uptime going down) and reported to the listener.
 """
 
 from __future__ import annotations
@@ -20,35 +37,213 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from panoramisk import Manager
+from panoramisk.actions import Action
+from panoramisk.ami_protocol import AMIProtocol as PanoramiskProtocol
+from panoramisk.message import Message
 
+from callcenter.asterisk.ami_codec import AMIDecoder, AMIMessage, FrameTooLarge, encode_action
 from callcenter.backoff import Backoff
-from callcenter.logging import call_id_context
+from callcenter.logging import call_id_context, truncated
 
 logger = logging.getLogger(__name__)
 
+Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+
 
 class AMILinkDown(ConnectionError):
-    """No authenticated AMI connection right now."""
+    """No authenticated AMI connection, or it closed before the answer came."""
+
+
+class AMIActionTimeout(TimeoutError):
+    """Asterisk did not answer an action in time."""
+
+
+class AMIActionFailed(Exception):
+    """Asterisk answered ``Response: Error``; ``message`` is its reason."""
+
+    def __init__(self, action: str, message: str, response: AMIMessage):
+        self.action, self.message, self.response = action, message, response
+        super().__init__(f"{action} failed: {message}")
+
+
+@dataclass(frozen=True)
+class AMISnapshot:
+    """What Asterisk reported right after a (re)login."""
+
+    channels: tuple[AMIMessage, ...]       # CoreShowChannel events
+    queue_status: tuple[AMIMessage, ...]   # QueueParams / QueueMember / QueueEntry events
+    status: tuple[AMIMessage, ...]         # Status events
+    restarted: bool                        # Asterisk restarted since the previous login
+    core_status: AMIMessage | None = None
+
+
+class AMIListener(Protocol):
+    def ami_snapshot(self, snapshot: AMISnapshot) -> None: ...
+    def ami_event(self, event: AMIMessage) -> None: ...
+    def ami_link_down(self) -> None: ...
+
+
+def _as_panoramisk(msg: AMIMessage) -> Message:
+    headers: dict[str, Any] = {}
+    for key, value in msg.headers:
+        if key in headers:
+            old = headers[key]
+            headers[key] = (old if isinstance(old, list) else [old]) + [value]
+        else:
+            headers[key] = value
+    out = Message(headers)
+    out.ami = msg
+    return out
+
+
+class AMIProtocol(PanoramiskProtocol):
+    """panoramisk's protocol with byte framing, safe encoding and failed pendings."""
+
+    max_message_bytes = 64 * 1024
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.decoder = AMIDecoder(self.max_message_bytes)
+
+    def send(self, data: Any, as_list: bool | None = False) -> "asyncio.Future[Any]":
+        if not isinstance(data, Action):
+            data = Action(data, as_list=as_list)
+        data.as_list = as_list
+        pairs = []
+        for key, value in data.items():
+            if key.lower() in ("action", "actionid"):
+                continue
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                pairs.append((key, str(item)))
+        payload = encode_action(data["Action"], pairs, action_id=data.action_id)
+        if self.closed:
+            data.future.set_exception(AMILinkDown(f"AMI link is closed; {data['Action']} not sent"))
+            return data.future
+        self.responses[data.action_id] = data
+        self.transport.write(payload)
+        return data.future
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self.decoder.feed(data)
+        except FrameTooLarge as exc:
+            messages = exc.messages
+            logger.error("AMI message over %d bytes; reopening the connection: %s", self.max_message_bytes, exc)
+            self._deliver(messages)
+            self.transport.abort()
+            return
+        for err in self.decoder.pop_errors():
+            logger.warning("AMI bytes skipped: %s", err)
+        if self.version is None and self.decoder.protocol_version:
+            self.version = self.decoder.protocol_version
+            logger.info("AMI protocol version %s", self.version)
+        self._deliver(messages)
+
+    def _deliver(self, messages: list[AMIMessage]) -> None:
+        for msg in messages:
+            action = self.responses.get(msg.action_id) if msg.action_id else None
+            if action is not None:
+                try:
+                    if action.add_message(_as_panoramisk(msg)):
+                        self.responses.pop(msg.action_id, None)
+                except Exception:
+                    logger.exception("AMI answer to %s could not be matched: %s", action.get("Action"),
+                                     truncated(repr(msg.headers)))
+                    self.responses.pop(msg.action_id, None)
+            elif msg.kind == "event":
+                self.factory.dispatch_ami(msg)
+            else:
+                logger.debug("AMI message nobody waits for: %s", truncated(repr(msg.headers)))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed:
+            self.close()
+            self.factory.connection_lost(exc)
+
+    def close(self) -> None:
+        """Fail every pending action (never re-send them) and close."""
+        pending, self.responses = list(self.responses.values()), {}
+        for action in pending:
+            if not action.future.done():
+                action.future.set_exception(AMILinkDown(f"AMI link closed before {action['Action']} was answered"))
+        if not self.closed:
+            self.closed = True
+            self.transport.close()
 
 
 class AMIClient(Manager):
-    """An AMI connection that keeps itself up until ``close()``."""
+    """An AMI connection that keeps itself up until ``close_and_wait()``."""
 
     def __init__(self, *, host: str, port: int, username: str, secret: str, ssl: bool = False,
-                 loop: asyncio.AbstractEventLoop, backoff: Backoff = Backoff(),
-                 connect_timeout: float = 5.0, rand: Callable[[], float] = random.random):
+                 loop: asyncio.AbstractEventLoop, listener: AMIListener | None = None,
+                 backoff: Backoff = Backoff(), connect_timeout: float = 5.0,
+                 ping_interval: float = 5.0, ping_timeout: float = 5.0, action_timeout: float = 10.0,
+                 rand: Callable[[], float] = random.random):
         super().__init__(host=host, port=port, username=username, secret=secret, ssl=ssl,
-                         loop=loop, events="on", log=logger)
+                         loop=loop, events="on", log=logger, protocol_factory=AMIProtocol,
+                         ping_delay=ping_interval, ping_interval=ping_interval)
+        self.ping_delay = self.ping_interval = ping_interval  # panoramisk casts to int
+        self.listener = listener
         self.backoff = backoff
         self.connect_timeout = connect_timeout
+        self.ping_timeout = ping_timeout
+        self.action_timeout = action_timeout
         self._rand = rand
         self._task: asyncio.Task[None] | None = None
         self._lost: asyncio.Future[Any] | None = None
         self._closing = False
+        self._resyncing = False
+        self._held: list[AMIMessage] = []
+        self._startup: tuple[str, str] | None = None
+        self._uptime: int | None = None
+        self._restart_seen = False
         self.attempts = 0
+        self.logged_in = asyncio.Event()
+
+    # -- actions ---------------------------------------------------------
+    async def action(self, name: str, headers: Headers = (), *, timeout: float | None = None,
+                     as_list: bool | None = None) -> Any:
+        """Send an action; return its response (or, for a list action, every message).
+
+        Raises ``AMILinkDown`` when not logged in or when the link drops,
+        ``AMIActionTimeout`` after ``timeout`` seconds, ``AMIActionFailed``
+        on ``Response: Error``, ``ValueError`` for a header holding CR, LF or
+        NUL.  Originate is always sent with ``Async: true``.
+        """
+        if not self.authenticated or self.protocol is None or self.protocol.closed:
+            raise AMILinkDown(f"AMI is not connected; {name} not sent")
+        pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
+        if name.lower() == "originate":
+            pairs = [(k, v) for k, v in pairs if k.lower() != "async"] + [("Async", "true")]
+        encode_action(name, pairs)  # validate before anything is registered
+        fields: dict[str, Any] = {"Action": name}
+        for key, value in pairs:
+            fields.setdefault(key, [])
+            fields[key].append(value)
+        fields = {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in fields.items()}
+        action = Action(fields, as_list=as_list)
+        future = self.protocol.send(action, as_list=as_list)
+        limit = self.action_timeout if timeout is None else timeout
+        try:
+            result = await asyncio.wait_for(asyncio.shield(future), limit)
+        except asyncio.TimeoutError:
+            if self.protocol is not None:
+                self.protocol.responses.pop(action.action_id, None)
+            raise AMIActionTimeout(f"{name} got no answer from Asterisk within {limit:g} s") from None
+        messages = [m.ami for m in result] if isinstance(result, list) else [result.ami]
+        first = messages[0]
+        if first.get("Response", "").lower() == "error":
+            raise AMIActionFailed(name, first.get("Message", "no reason given"), first)
+        return messages if isinstance(result, list) else first
+
+    async def list_action(self, name: str, headers: Headers = (), *, timeout: float | None = None) -> list[AMIMessage]:
+        """A list action's events (between ``EventList: start`` and ``...Complete``)."""
+        messages = await self.action(name, headers, timeout=timeout, as_list=True)
+        return [m for m in messages[1:] if not m.name.endswith("Complete")]
 
     # -- connection loop -------------------------------------------------
     def start(self) -> None:
@@ -63,53 +258,72 @@ class AMIClient(Manager):
             logger.info("connecting to AMI at %s:%s", host, port)
             try:
                 transport, protocol = await asyncio.wait_for(
-                    self.loop.create_connection(self.config["protocol_factory"], host, port,
-                                                ssl=self.config["ssl"] or None),
+                    self.loop.create_connection(AMIProtocol, host, port, ssl=self.config["ssl"] or None),
                     self.connect_timeout)
             except (OSError, asyncio.TimeoutError) as exc:
-                delay = self.backoff.delay(self.attempts, self._rand)
-                self.attempts += 1
-                logger.warning("AMI at %s:%s unreachable (%s); retrying in %.1f s (attempt %d)",
-                               host, port, exc or "timeout", delay, self.attempts)
-                await asyncio.sleep(delay)
+                await self._wait_before_retry(f"AMI at {host}:{port} unreachable ({exc or 'timeout'})")
                 continue
             self._lost = self.loop.create_future()
+            # Until the resync snapshot is delivered, events are held, not trusted.
+            self._resyncing, self._held = True, []
             done: asyncio.Future[Any] = self.loop.create_future()
             done.set_result((transport, protocol))
             Manager.connection_made(self, done)
             await self._lost
             self._lost = None
             if not self._closing:
-                delay = self.backoff.delay(self.attempts, self._rand)
-                self.attempts += 1
-                logger.warning("AMI connection lost; reconnecting in %.1f s", delay)
-                await asyncio.sleep(delay)
+                await self._wait_before_retry("AMI connection lost")
+
+    async def _wait_before_retry(self, why: str) -> None:
+        delay = self.backoff.delay(self.attempts, self._rand)
+        self.attempts += 1
+        logger.warning("%s; retrying in %.1f s (attempt %d)", why, delay, self.attempts)
+        await asyncio.sleep(delay)
 
     def login(self, future: "asyncio.Future[Any]") -> bool:
-        ok = super().login(future)
-        if ok:
-            self.attempts = 0
-            logger.info("AMI logged in as %s", self.config["username"])
-        else:
+        self.authenticated_future = None
+        if future.exception() is not None:
+            logger.error("AMI login got no answer: %s", future.exception())
+            return False
+        response = future.result()
+        self.authenticated = bool(response.success)
+        if not self.authenticated:
+            # Asterisk closes the socket after a refused login; the loop retries.
             logger.error("AMI login as %s refused: %s", self.config["username"],
-                         future.result().get("Message", "no reason given"))
-        return ok
+                         response.get("Message", "no reason given"))
+            return False
+        self.attempts = 0
+        logger.info("AMI logged in as %s", self.config["username"])
+        self._schedule_ping()
+        self.loop.create_task(self._resync(), name="ami-resync")
+        return True
+
+    def send_awaiting_actions(self, *_: Any) -> None:
+        """panoramisk re-sends actions queued across a reconnect; we never do."""
 
     def connection_lost(self, exc: Any) -> None:
-        # panoramisk schedules its own reconnect here; the loop in _run does it.
+        was_up = self.authenticated
         self._connected = False
         self.authenticated = False
+        self.logged_in.clear()
+        self._resyncing = False
+        self._held.clear()
         if self.pinger:
             self.pinger.cancel()
             self.pinger = None
         if not self._closing:
-            logger.warning("AMI connection lost: %s", exc if isinstance(exc, Exception) else "closed")
+            logger.warning("AMI connection lost: %s", exc if isinstance(exc, Exception) else "closed by peer")
+        if was_up and self.listener is not None:
+            self._guarded(self.listener.ami_link_down)
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
 
     async def close_and_wait(self) -> None:
-        """Log off (best effort), close the socket and stop reconnecting."""
+        """Close the socket and stop reconnecting."""
         self._closing = True
+        if self.protocol is not None and not self.protocol.closed and self.authenticated:
+            logoff = self.protocol.send(Action({"Action": "Logoff"}))
+            logoff.add_done_callback(lambda f: f.cancelled() or f.exception())  # answer not awaited
         Manager.close(self)
         if self._task is not None:
             self._task.cancel()
@@ -119,7 +333,88 @@ class AMIClient(Manager):
                 pass
             self._task = None
 
+    # -- liveness --------------------------------------------------------
+    def _schedule_ping(self) -> None:
+        if self.pinger:
+            self.pinger.cancel()
+        self.pinger = self.loop.call_later(self.ping_interval, self.ping)
+
+    def ping(self) -> None:
+        self.pinger = None
+        if not self.authenticated:
+            return
+        task = self.loop.create_task(self.action("Ping", timeout=self.ping_timeout))
+        task.add_done_callback(self._ping_answered)
+
+    def _ping_answered(self, task: "asyncio.Task[Any]") -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            self._schedule_ping()
+        elif isinstance(exc, AMIActionTimeout) and self.protocol is not None:
+            logger.error("AMI link dead: no Ping answer within %.1f s; reconnecting", self.ping_timeout)
+            self.protocol.transport.abort()
+
+    # -- resync and restarts --------------------------------------------
+    async def _resync(self) -> None:
+        try:
+            core = await self.action("CoreStatus")
+            channels = await self.list_action("CoreShowChannels")
+            queues = await self.list_action("QueueStatus")
+            status = await self.list_action("Status")
+        except Exception as exc:
+            if isinstance(exc, AMILinkDown):
+                return
+            logger.error("AMI resync failed (%s); reconnecting", exc)
+            if self.protocol is not None:
+                self.protocol.transport.abort()
+            return
+        startup = (core.get("CoreStartupDate", ""), core.get("CoreStartupTime", ""))
+        restarted = self._restart_seen or (self._startup is not None and startup != self._startup)
+        if restarted:
+            logger.warning("Asterisk restarted (started %s %s); dropping calls it no longer has", *startup)
+        self._startup = startup
+        self._restart_seen = False
+        snapshot = AMISnapshot(tuple(channels), tuple(queues), tuple(status), restarted, core)
+        logger.info("AMI resync: %d channels, %d queue entries", len(channels), len(queues))
+        if self.listener is not None:
+            self._guarded(self.listener.ami_snapshot, snapshot)
+        held, self._held = self._held, []
+        self._resyncing = False
+        self.logged_in.set()
+        for event in held:
+            self._deliver_event(event)
+
+    def _note_restart_signals(self, event: AMIMessage) -> None:
+        name = event.name
+        if name == "Shutdown":
+            logger.warning("Asterisk is shutting down (%s, restart %s)", event.get("Shutdown"), event.get("Restart"))
+            self._restart_seen = True
+        elif name == "FullyBooted":
+            try:
+                uptime = int(event.get("Uptime", ""))
+            except ValueError:
+                return
+            if self._uptime is not None and uptime < self._uptime:
+                self._restart_seen = True
+            self._uptime = uptime
+
     # -- guarded dispatch ------------------------------------------------
+    def dispatch_ami(self, event: AMIMessage) -> None:
+        self._note_restart_signals(event)
+        if self._resyncing:
+            self._held.append(event)
+            return
+        self._deliver_event(event)
+
+    def _deliver_event(self, event: AMIMessage) -> None:
+        with call_id_context(event.get("Linkedid") or event.get("Uniqueid")):
+            if self.listener is not None:
+                self._guarded(self.listener.ami_event, event)
+            if self.patterns:
+                self.dispatch(_as_panoramisk(event))
+
     def dispatch(self, event: Any) -> list[str]:
         matches = []
         event.manager = self
@@ -128,23 +423,28 @@ class AMIClient(Manager):
                 continue
             matches.append(pattern)
             for callback in self.callbacks[pattern]:
-                self._call_guarded(callback, event)
+                self._guarded(callback, self, event)
         return matches
 
-    def _call_guarded(self, callback: Callable[..., Any], event: Any) -> None:
-        call_id = event.get("Linkedid") or event.get("Uniqueid") or None
-        with call_id_context(call_id):
-            try:
-                ret = callback(self, event)
-            except Exception:
-                logger.exception("AMI handler %r failed on %s event", getattr(callback, "__name__", callback),
-                                 event.event)
-                return
-            if asyncio.iscoroutine(ret) or isinstance(ret, asyncio.Future):
-                task = asyncio.ensure_future(ret, loop=self.loop)
-                task.add_done_callback(lambda t: self._log_task_failure(t, event.event))
+    def _guarded(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            ret = fn(*args)
+        except Exception:
+            logger.exception("AMI handler %s failed%s", getattr(fn, "__qualname__", fn), _about(args))
+            return
+        if asyncio.iscoroutine(ret) or isinstance(ret, asyncio.Future):
+            task = asyncio.ensure_future(ret, loop=self.loop)
+            task.add_done_callback(lambda t: _log_task_failure(t, fn))
 
-    @staticmethod
-    def _log_task_failure(task: "asyncio.Future[Any]", name: str) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("AMI handler for %s event failed", name, exc_info=task.exception())
+
+def _about(args: tuple[Any, ...]) -> str:
+    for arg in args:
+        name = getattr(arg, "name", None) or getattr(arg, "event", None)
+        if isinstance(name, str) and name:
+            return f" on {name} event"
+    return ""
+
+
+def _log_task_failure(task: "asyncio.Future[Any]", fn: Any) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("AMI handler %s failed", getattr(fn, "__qualname__", fn), exc_info=task.exception())

@@ -1,0 +1,30 @@
+"""Small helpers shared by tests."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any, Awaitable, Callable
+
+
+from callcenter.aio import as_deferred
+
+
+def asyncio_test(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+    """Run an asyncio coroutine test on the shared asyncio reactor's loop."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return as_deferred(fn(*args, **kwargs))
+
+    return wrapper
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
+    """Wait (on the loop, never blocking it) until ``predicate()`` is true."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
