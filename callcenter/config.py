@@ -56,6 +56,7 @@ SCHEMA: dict[str, Any] = {
             "properties": {
                 "url": {"type": "string", "minLength": 1},
                 "journal": {"type": "string", "minLength": 1},
+                "default_region": {"type": "string", "pattern": "^[A-Z]{2}$"},
             },
         },
         "redis": {
@@ -116,6 +117,8 @@ class AsteriskConfig:
 class CrmConfig:
     url: str = "sqlite:///callcenter.db"
     journal: str = "callcenter.journal"
+    #: ISO 3166 region for numbers dialled without a country code (phonenumbers).
+    default_region: str = "CN"
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,8 @@ def _schema_problems(file: str, doc: Mapping[str, Any]) -> list[ConfigProblem]:
             reason = f"expected an integer from {schema.get('minimum')} to {schema.get('maximum')}, got {err.instance!r}"
         elif err.validator == "minLength":
             reason = "must not be empty"
+        elif err.validator == "pattern" and key == "crm.default_region":
+            reason = f"expected a two-letter ISO 3166 region code such as CN or US, got {err.instance!r}"
         else:
             reason = err.message
         problems.append(ConfigProblem(file, key, reason))

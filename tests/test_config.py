@@ -204,3 +204,10 @@ def test_relative_paths_follow_the_config_file(tmp_path):
     assert cfg.crm.url == f"sqlite:///{tmp_path}/data/cc.db"
     assert cfg.crm.journal == str(tmp_path / "j.log")
     assert cfg.ivr.flows_dir == str(tmp_path / "flows")
+
+
+def test_default_region_must_be_a_region_code():
+    """crm.default_region is a two-letter ISO 3166 code."""
+    assert problems({**SECRET, "crm": {"default_region": "China"}}) == [
+        "cc.toml: crm.default_region: expected a two-letter ISO 3166 region code such as CN or US, got 'China'"]
+    assert build_config({**SECRET, "crm": {"default_region": "US"}}, environ={}).crm.default_region == "US"

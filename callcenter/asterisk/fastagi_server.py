@@ -67,6 +67,8 @@ def run_handler(handler: Handler, session: AGISession) -> Deferred[Any]:
 class FastAGIServerFactory(ServerFactory):
     """Builds one FastAGIProtocol per Asterisk connection."""
 
+    noisy = False  # the listening service logs start and stop itself
+
     def __init__(
         self,
         handlers: Mapping[str, Handler],
