@@ -19,9 +19,9 @@ The dialplan contract:
   ``Redirect`` to ``cc-connect,s,1``. Unanswered/busy -> back to ``cc-wait``;
   nobody picked in time -> the fallback queue.
 
-Every value the daemon hands over is ``FILTER()``ed by the dialplan with the
-character sets below before it reaches Dial/Queue/ChanSpy/Goto; a daemon that
-validates against the same sets never sees its value silently changed.
+The dialplan passes every value the daemon hands over through ``FILTER()``
+with the character sets below before it reaches Dial/Queue/ChanSpy/Goto; a
+daemon that validates against the same sets never sees a value silently cut.
 asterisk_conf/README.md has the full table.
 """
 
