@@ -4,7 +4,7 @@
 ``ami_link_down``).  It keys calls by ``Linkedid`` and channels by
 ``Uniqueid``, moves each call through an explicit state machine
 (:data:`ALLOWED`) and emits the frozen events of ``acd.events``; no AMI
-message leaves this module.  Time comes from the injected ``clock``: AMI
+message leaves the tracker.  Time comes from the injected ``clock``: AMI
 events carry none.  What Asterisk 22 really sends is in
 ``tests/fixtures/asterisk-22/`` (both READMEs); the choices below follow it.
 
@@ -62,30 +62,35 @@ States and moves (:data:`ALLOWED`; ENDED is reachable from every state)::
     connected -> connected (attended transfer), wrap-up
     wrap-up   -> ivr, queued, offered (the caller is routed again)
 
-Times: ``arrived_at`` is when the call's first channel appeared; a call
-resynced after a reconnect gets its times from ``Duration``/``Wait``
-(whole seconds) and leaves unknown ones None.
+Times: ``arrived_at`` is when the call's first channel appeared.
 
 An event that would make a transition the table does not allow is logged
-with the call id and ignored before anything is changed.  A resync
-(``ami_snapshot``) is ground truth: it may set a state directly, and logs it.
+with the call id and ignored before anything is changed.  The resync after a
+(re)connect (``ami_snapshot``) is the exception: see ``call_resync``.
+
+The tracker is split in modules: ``call_model`` (the mutable per-call
+bookkeeping and pure helpers), ``call_conversation`` (bridges, holds,
+transfers: a mixin of ``CallTracker``) and ``call_resync``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from acd.events import (
-    AgentMemberRemoved, AgentMemberStatus, AsteriskRestarted, CallAbandoned, CallArrived,
-    CallCompleted, CallConnected, CallDialedOut, CallEnded, CallEnteredIvr, CallHeld, CallOffered,
-    CallQueued, CallRecord, CallResumed, CallsResynced, CallState, CallTransferred, Direction,
-    HoldRecord, OfferFailed, OfferFailure, OfferRecord, ReleasedBy, TrackerEvent, TransferRecord,
+    AgentMemberRemoved, CallAbandoned, CallArrived, CallConnected, CallDialedOut, CallEnded, CallEnteredIvr,
+    CallOffered, CallQueued, CallRecord, CallState, CallTransferred, Direction, HoldRecord, OfferFailed,
+    OfferFailure, OfferRecord, TrackerEvent, TransferRecord,
 )
-from callcenter.asterisk.ami_codec import AMIMessage, unescape_c
+from callcenter.asterisk.ami_codec import AMIMessage
+from callcenter.asterisk.call_conversation import ConversationMixin
+from callcenter.asterisk.call_model import (
+    LiveCall, LiveChannel, PendingOffer, caller_name, dial_interface, dnis_of, int_or_none, local_partner,
+    log_call, member_status, number_or_none,
+)
+from callcenter.asterisk.call_resync import resync_calls
 from callcenter.logging import call_id_context
 
 if TYPE_CHECKING:
@@ -119,101 +124,10 @@ _DIAL_FAILURES: dict[str, OfferFailure] = {
 }
 #: Q.850 cause of a ringing leg that hung up without DialEnd -> reason (else unavailable).
 _HANGUP_FAILURES: dict[int, OfferFailure] = {17: "busy", 18: "noanswer", 19: "noanswer", 21: "busy"}
-_MEMBER_STATUS = ("UNKNOWN", "NOT_INUSE", "INUSE", "BUSY", "INVALID", "UNAVAILABLE", "RINGING",
-                  "RINGINUSE", "ONHOLD")
-_OUTGOING_APPS = ("AppDial", "AppQueue")       # legs that Dial()/Queue() created
-_CALLER_APPS = ("AGI", "Queue", "Dial", "MusicOnHold")
 _SHUTDOWN_SOFTHANGUP = 4                        # AST_SOFTHANGUP_SHUTDOWN, not Q.850
-_UNIQUE_SUFFIX = re.compile(r"-[0-9a-f]+(;[12])?$")
-_LOCAL_EXTEN = re.compile(r"^Local/([^@]+)@")
 
 
-@dataclass(eq=False)
-class _Channel:
-    uid: str
-    name: str
-    call_id: str
-    first_exten: str
-    exten: str
-    cid_num: str | None
-    cid_name: str | None
-    bridge: str | None = None
-    dial_target: str | None = None                       # 1st argument of the last Dial() it ran
-    dialed: dict[str, str] = field(default_factory=dict)  # dest uid -> interface, dials it made
-    answered: str | None = None                          # dest uid of its answered dial
-
-
-@dataclass(eq=False)
-class _Offer:
-    uid: str
-    channel: str
-    interface: str | None
-    member_name: str | None
-    queue: str | None
-    at: float
-
-
-@dataclass(eq=False)
-class _Call:
-    call_id: str
-    arrived_at: float
-    last_event_at: float
-    channels: dict[str, str] = field(default_factory=dict)   # name -> uid
-    hub: str | None = None            # uid of the caller channel
-    hub_peer: str | None = None       # its Local partner
-    direction: Direction | None = None
-    announced: bool = False
-    spy: bool = False
-    originated: bool = False
-    originate_interface: str | None = None
-    state: CallState = S.ARRIVED
-    caller_channel: str = ""
-    ani: str | None = None
-    caller_name: str | None = None
-    dnis: str | None = None
-    ivr_at: float | None = None
-    queued_at: float | None = None
-    offered_at: float | None = None
-    answered_at: float | None = None
-    ended_at: float | None = None
-    waiting_since: float | None = None
-    queue: str | None = None
-    in_queue: bool = False
-    position: int | None = None
-    pending: dict[str, _Offer] = field(default_factory=dict)
-    offers: list[OfferRecord] = field(default_factory=list)
-    agent_interface: str | None = None
-    agent_channel: str | None = None
-    member_name: str | None = None
-    peers: set[str] = field(default_factory=set)       # the far legs of the conversation
-    peer_side: set[str] = field(default_factory=set)   # those legs and their Local partners
-    transfers: list[TransferRecord] = field(default_factory=list)
-    holds: list[HoldRecord] = field(default_factory=list)
-    held_since: float | None = None
-    cause: int | None = None
-    cause_txt: str | None = None
-    abandoned: bool = False
-    caller_gone: bool = False
-    first_release: str | None = None   # "hub" or "peer": who started hanging up the conversation
-    left_bridge: bool = False
-    shutdown: bool = False
-    transfer_noted: bool = False
-    confirmed: bool = True
-
-    def record(self) -> CallRecord:
-        holds = self.holds + ([HoldRecord(self.held_since, None)] if self.held_since is not None else [])
-        return CallRecord(
-            call_id=self.call_id, direction=self.direction or "inbound", caller_channel=self.caller_channel,
-            ani=self.ani, caller_name=self.caller_name, dnis=self.dnis, state=self.state,
-            arrived_at=self.arrived_at, ivr_at=self.ivr_at, queued_at=self.queued_at,
-            offered_at=self.offered_at, answered_at=self.answered_at, ended_at=self.ended_at,
-            queue=self.queue, agent_interface=self.agent_interface, agent_channel=self.agent_channel,
-            member_name=self.member_name, offers=tuple(self.offers), transfers=tuple(self.transfers),
-            holds=tuple(holds), cause=self.cause, cause_txt=self.cause_txt, abandoned=self.abandoned,
-            confirmed=self.confirmed)
-
-
-class CallTracker:
+class CallTracker(ConversationMixin):
     """Tracks every call Asterisk reports and emits ``acd.events`` for them.
 
     ``emit`` receives each event (a failing consumer is logged, never
@@ -226,8 +140,8 @@ class CallTracker:
         self._sink = emit
         self._clock = clock
         self.orphan_after = orphan_after
-        self._calls: dict[str, _Call] = {}
-        self._channels: dict[str, _Channel] = {}
+        self._calls: dict[str, LiveCall] = {}
+        self._channels: dict[str, LiveChannel] = {}
         self._handlers: dict[str, Callable[[AMIMessage, float], None]] = {
             "Newchannel": self._on_newchannel, "NewCallerid": self._on_newcallerid,
             "Newexten": self._on_newexten, "Rename": self._on_rename,
@@ -285,7 +199,7 @@ class CallTracker:
     def ami_snapshot(self, snapshot: AMISnapshot) -> None:
         now = self._clock()
         try:
-            self._resync(snapshot, now)
+            resync_calls(self, snapshot, now)
         except Exception:
             logger.exception("call tracker failed to resync")
 
@@ -294,7 +208,7 @@ class CallTracker:
         now = self._clock() if now is None else now
         reaped = [c for c in self._calls.values() if now - c.last_event_at >= self.orphan_after]
         for call in reaped:
-            _log(call, logging.WARNING, "no event for %.0f s; dropped as orphan", now - call.last_event_at)
+            log_call(call, logging.WARNING, "no event for %.0f s; dropped as orphan", now - call.last_event_at)
             self._drop(call, now)
         return [c.call_id for c in reaped if c.announced and not c.spy]
 
@@ -307,50 +221,22 @@ class CallTracker:
             except Exception:
                 logger.exception("call event consumer failed on %s", type(event).__name__)
 
-    def _can(self, call: _Call, target: CallState, why: str) -> bool:
+    def _can(self, call: LiveCall, target: CallState, why: str) -> bool:
         if target in ALLOWED[call.state]:
             return True
-        _log(call, logging.WARNING, "%s ignored: %s -> %s is not an allowed transition",
-             why, call.state.value, target.value)
+        log_call(call, logging.WARNING, "%s ignored: %s -> %s is not an allowed transition",
+                 why, call.state.value, target.value)
         return False
 
     def _lookup(self, event: AMIMessage, uid_key: str = "Uniqueid",
-                linked_key: str = "Linkedid") -> tuple[_Call | None, str]:
+                linked_key: str = "Linkedid") -> tuple[LiveCall | None, str]:
         uid = event.get(uid_key) or ""
         chan = self._channels.get(uid)
         call = self._calls.get(chan.call_id if chan else event.get(linked_key) or "")
         return call, uid
 
-    def _hub_side(self, call: _Call, uid: str) -> bool:
+    def _hub_side(self, call: LiveCall, uid: str) -> bool:
         return uid != "" and uid in (call.hub, call.hub_peer)
-
-    def _set_peers(self, call: _Call, uids: Iterable[str]) -> None:
-        """The far legs of a new conversation; their Local partners count as their side."""
-        call.peers = {uid for uid in uids if uid}
-        call.peer_side = set(call.peers)
-        for uid in call.peers:
-            chan = self._channels.get(uid)
-            partner = call.channels.get(_partner(chan.name) or "") if chan else None
-            if partner:
-                call.peer_side.add(partner)
-        call.first_release, call.left_bridge = None, False
-
-    def _note_release(self, call: _Call, uid: str) -> None:
-        """Remember which side of a conversation started hanging up first."""
-        if call.state is S.CONNECTED and call.first_release is None:
-            if self._hub_side(call, uid):
-                call.first_release = "hub"
-            elif uid in call.peer_side:
-                call.first_release = "peer"
-
-    def _released_by(self, call: _Call, trigger: str) -> ReleasedBy:
-        """Who ended the conversation, ``trigger`` being the side whose leg just went."""
-        side = call.first_release or trigger
-        if call.direction == "outbound":
-            return "agent" if side == "hub" else "customer"
-        if side == "hub":
-            return "customer"
-        return "redirect" if call.left_bridge else "agent"
 
     # -- channels ---------------------------------------------------------
     def _on_newchannel(self, ev: AMIMessage, now: float) -> None:
@@ -360,29 +246,29 @@ class CallTracker:
         linked = ev.get("Linkedid") or uid
         call = self._calls.get(linked)
         if call is None:
-            call = self._calls[linked] = _Call(call_id=linked, arrived_at=now, last_event_at=now)
+            call = self._calls[linked] = LiveCall(call_id=linked, arrived_at=now, last_event_at=now)
         exten = ev.get("Exten") or ""
-        self._channels[uid] = _Channel(uid, name, linked, exten, exten, _number(ev.get("CallerIDNum")),
-                                       _name(ev.get("CallerIDName")))
+        self._channels[uid] = LiveChannel(uid, name, linked, exten, exten, number_or_none(ev.get("CallerIDNum")),
+                                          caller_name(ev.get("CallerIDName")))
         call.channels[name] = uid
         if uid == linked and call.hub is None:
             if ev.get("ChannelState") == "0":
                 call.originated = True        # Asterisk dialled it: wait for what it does
             else:
                 self._set_hub(call, uid, "inbound")
-        elif call.hub is not None and name == _partner(self._channels[call.hub].name):
+        elif call.hub is not None and name == local_partner(self._channels[call.hub].name):
             call.hub_peer = uid
 
-    def _set_hub(self, call: _Call, uid: str, direction: Direction) -> None:
+    def _set_hub(self, call: LiveCall, uid: str, direction: Direction) -> None:
         call.hub, call.direction = uid, direction
-        partner = _partner(self._channels[uid].name)
+        partner = local_partner(self._channels[uid].name)
         call.hub_peer = call.channels.get(partner) if partner else None
 
     def _on_newcallerid(self, ev: AMIMessage, now: float) -> None:
         chan = self._channels.get(ev.get("Uniqueid") or "")
         if chan is None:
             return
-        chan.cid_num, chan.cid_name = _number(ev.get("CallerIDNum")), _name(ev.get("CallerIDName"))
+        chan.cid_num, chan.cid_name = number_or_none(ev.get("CallerIDNum")), caller_name(ev.get("CallerIDName"))
         call = self._calls.get(chan.call_id)
         if call is not None and call.announced and chan.uid == call.hub:
             call.ani, call.caller_name = chan.cid_num, chan.cid_name
@@ -412,15 +298,15 @@ class CallTracker:
         elif uid == call.hub and not call.announced and not call.spy:
             self._announce(call)
 
-    def _announce(self, call: _Call, dnis: str | None = None) -> None:
+    def _announce(self, call: LiveCall, dnis: str | None = None) -> None:
         hub = self._channels[call.hub or ""]
         call.announced = True
         call.caller_channel, call.ani, call.caller_name = hub.name, hub.cid_num, hub.cid_name
-        call.dnis = dnis or _dnis(hub.first_exten) or _dnis(hub.exten)
+        call.dnis = dnis or dnis_of(hub.first_exten) or dnis_of(hub.exten)
         self._emit(CallArrived(call.call_id, call.direction or "inbound", call.caller_channel,
                                call.ani, call.caller_name, call.dnis, call.arrived_at))
 
-    def _caller(self, call: _Call | None, uid: str, dialing: bool = False) -> bool:
+    def _caller(self, call: LiveCall | None, uid: str, dialing: bool = False) -> bool:
         """Is ``uid`` the caller channel of a live call?  Decides an undecided call."""
         if call is None or call.spy or call.caller_gone or call.state is S.ENDED:
             return False
@@ -443,7 +329,7 @@ class CallTracker:
         if call is not None:
             self._enter_ivr(call, uid, now)
 
-    def _enter_ivr(self, call: _Call, uid: str, now: float) -> None:
+    def _enter_ivr(self, call: LiveCall, uid: str, now: float) -> None:
         if not self._caller(call, uid) or call.state is S.IVR or call.direction == "outbound":
             return
         if not self._can(call, S.IVR, "IVR entry"):
@@ -452,7 +338,7 @@ class CallTracker:
         call.ivr_at = call.ivr_at if call.ivr_at is not None else now
         self._emit(CallEnteredIvr(call.call_id, now))
 
-    def _queue(self, call: _Call, now: float, queue: str | None, position: int | None) -> None:
+    def _queue(self, call: LiveCall, now: float, queue: str | None, position: int | None) -> None:
         if not self._can(call, S.QUEUED, f"queue {queue or '(parked)'}"):
             return
         call.state, call.queue, call.in_queue, call.position = S.QUEUED, queue, queue is not None, position
@@ -463,7 +349,7 @@ class CallTracker:
     def _on_queue_join(self, ev: AMIMessage, now: float) -> None:
         call, uid = self._lookup(ev)
         if call is not None and self._caller(call, uid):
-            self._queue(call, now, ev.get("Queue"), _int(ev.get("Position")))
+            self._queue(call, now, ev.get("Queue"), int_or_none(ev.get("Position")))
 
     def _on_queue_leave(self, ev: AMIMessage, now: float) -> None:
         call, uid = self._lookup(ev)
@@ -474,8 +360,8 @@ class CallTracker:
         """Left the queue unanswered: a hangup OR a Redirect.  The hangup decides."""
         call, uid = self._lookup(ev)
         if call is not None and uid == call.hub:
-            call.in_queue, call.position = False, _int(ev.get("Position")) or call.position
-            _log(call, logging.INFO, "left queue %s unanswered after %s s", ev.get("Queue"), ev.get("HoldTime"))
+            call.in_queue, call.position = False, int_or_none(ev.get("Position")) or call.position
+            log_call(call, logging.INFO, "left queue %s unanswered after %s s", ev.get("Queue"), ev.get("HoldTime"))
 
     def _on_moh_start(self, ev: AMIMessage, now: float) -> None:
         call, uid = self._lookup(ev)
@@ -491,27 +377,6 @@ class CallTracker:
         if call is not None and (uid == call.hub or uid in call.peers):
             self._resume(call, now)
 
-    def _on_hold(self, ev: AMIMessage, now: float) -> None:
-        call, uid = self._lookup(ev)
-        if call is not None and call.state is S.CONNECTED and (uid == call.hub or uid in call.peers):
-            self._hold(call, now)
-
-    def _on_unhold(self, ev: AMIMessage, now: float) -> None:
-        call, uid = self._lookup(ev)
-        if call is not None and (uid == call.hub or uid in call.peers):
-            self._resume(call, now)
-
-    def _hold(self, call: _Call, now: float) -> None:
-        if call.held_since is None:
-            call.held_since = now
-            self._emit(CallHeld(call.call_id, now))
-
-    def _resume(self, call: _Call, now: float) -> None:
-        if call.held_since is not None:
-            held, call.held_since = call.held_since, None
-            call.holds.append(HoldRecord(held, now))
-            self._emit(CallResumed(call.call_id, now - held, now))
-
     # -- offers -----------------------------------------------------------
     def _on_agent_called(self, ev: AMIMessage, now: float) -> None:
         call, uid = self._lookup(ev)
@@ -523,7 +388,7 @@ class CallTracker:
         dest, dest_name = ev.get("DestUniqueid"), ev.get("DestChannel")
         if not dest or not dest_name:
             return
-        interface = _dial_interface(dest_name, ev.get("DialString"))
+        interface = dial_interface(dest_name, ev.get("DialString"))
         if not ev.get("Uniqueid"):       # an Originate dialling its first channel
             call = self._calls.get(ev.get("DestLinkedid") or "")
             if call is not None and dest == call.call_id:
@@ -542,7 +407,7 @@ class CallTracker:
         elif uid in self._channels:
             self._channels[uid].dialed[dest] = interface     # e.g. an attended transfer's consultation
 
-    def _offer(self, call: _Call, now: float, dest: str, dest_name: str, interface: str | None,
+    def _offer(self, call: LiveCall, now: float, dest: str, dest_name: str, interface: str | None,
                member_name: str | None, queue: str | None) -> None:
         if dest in call.pending or dest in call.peers:
             return                                   # AgentCalled, then its DialBegin
@@ -555,7 +420,7 @@ class CallTracker:
                 and interface != call.agent_interface:
             transfer = TransferRecord("redirect", call.agent_interface, interface, now)
         call.state, call.transfer_noted = S.OFFERED, False
-        call.pending[dest] = _Offer(dest, dest_name, interface, member_name, queue, now)
+        call.pending[dest] = PendingOffer(dest, dest_name, interface, member_name, queue, now)
         call.offered_at = call.offered_at if call.offered_at is not None else now
         call.waiting_since = call.waiting_since if call.waiting_since is not None else now
         if transfer is not None:
@@ -563,15 +428,15 @@ class CallTracker:
             self._emit(CallTransferred(call.call_id, "redirect", transfer.from_agent, interface, now))
         self._emit(CallOffered(call.call_id, queue, interface, member_name, dest_name, now))
 
-    def _dial_out(self, call: _Call, now: float, dest: str, dest_name: str, interface: str | None,
+    def _dial_out(self, call: LiveCall, now: float, dest: str, dest_name: str, interface: str | None,
                   number: str | None) -> None:
         if not call.announced:
-            self._announce(call, dnis=_dnis(number or ""))
+            self._announce(call, dnis=dnis_of(number or ""))
         if dest in call.pending or not self._can(call, S.OFFERED, f"outbound dial of {interface}"):
             return
         call.state = S.OFFERED
         call.agent_interface, call.agent_channel = call.originate_interface, call.caller_channel
-        call.pending[dest] = _Offer(dest, dest_name, interface, None, None, now)
+        call.pending[dest] = PendingOffer(dest, dest_name, interface, None, None, now)
         call.offered_at = call.offered_at if call.offered_at is not None else now
         call.waiting_since = call.waiting_since if call.waiting_since is not None else now
         self._emit(CallDialedOut(call.call_id, call.originate_interface, call.dnis, dest_name, now))
@@ -591,7 +456,7 @@ class CallTracker:
 
     def _on_ring_noanswer(self, ev: AMIMessage, now: float) -> None:
         call, _ = self._lookup(ev)
-        ring_ms = _int(ev.get("RingTime"))
+        ring_ms = int_or_none(ev.get("RingTime"))
         if call is not None:
             self._fail(call, now, ev.get("DestUniqueid") or "", "noanswer",
                        ring_ms / 1000.0 if ring_ms is not None else None)
@@ -613,7 +478,7 @@ class CallTracker:
         call.offers.append(OfferRecord(target, None, None, None, now, now, "unavailable", 0.0))
         self._emit(OfferFailed(call.call_id, target, None, "unavailable", 0.0, now))
 
-    def _answer(self, call: _Call, now: float, dest: str) -> None:
+    def _answer(self, call: LiveCall, now: float, dest: str) -> None:
         offer = call.pending.get(dest)
         if offer is None or not self._can(call, S.CONNECTED, f"answer by {offer.channel}"):
             return
@@ -630,13 +495,13 @@ class CallTracker:
             call.member_name = offer.member_name
         self._emit(CallConnected(call.call_id, call.agent_interface, call.agent_channel, wait, ring, now))
 
-    def _fail(self, call: _Call, now: float, dest: str, reason: OfferFailure, ring: float | None = None) -> None:
+    def _fail(self, call: LiveCall, now: float, dest: str, reason: OfferFailure, ring: float | None = None) -> None:
         offer = call.pending.pop(dest, None)
         if offer is None:
             return                                    # already resolved (RINGNOANSWER, 2nd CANCEL)
         ring = now - offer.at if ring is None else ring
         if call.direction == "outbound":
-            _log(call, logging.INFO, "customer %s not reached (%s)", offer.interface, reason)
+            log_call(call, logging.INFO, "customer %s not reached (%s)", offer.interface, reason)
             return
         call.offers.append(OfferRecord(offer.interface, offer.channel, offer.member_name, offer.queue,
                                        offer.at, now, reason, ring))
@@ -644,81 +509,12 @@ class CallTracker:
             call.state = S.QUEUED                     # still waiting for an agent
         self._emit(OfferFailed(call.call_id, offer.interface, offer.channel, reason, ring, now))
 
-    # -- conversation -----------------------------------------------------
-    def _on_bridge_enter(self, ev: AMIMessage, now: float) -> None:
-        call, uid = self._lookup(ev)
-        chan = self._channels.get(uid)
-        if chan is not None:
-            chan.bridge = ev.get("BridgeUniqueid")
-            if call is not None and uid == call.hub:
-                call.left_bridge = False
-
-    def _on_bridge_leave(self, ev: AMIMessage, now: float) -> None:
-        call, uid = self._lookup(ev)
-        chan = self._channels.get(uid)
-        if chan is None or call is None:
-            return
-        bridge, chan.bridge = chan.bridge, None
-        if uid == call.hub and call.state is S.CONNECTED and bridge is not None and any(
-                p in self._channels and self._channels[p].bridge == bridge for p in call.peers):
-            call.left_bridge = True                   # moved out while the agent is still there
-
-    def _end_talk(self, call: _Call, now: float, released_by: ReleasedBy) -> None:
-        if not self._can(call, S.WRAP_UP, f"end of conversation ({released_by})"):
-            return
-        if call.held_since is not None:
-            call.holds.append(HoldRecord(call.held_since, now))
-            call.held_since = None
-        call.state, call.peers, call.peer_side = S.WRAP_UP, set(), set()
-        talk = now - (call.answered_at if call.answered_at is not None else now)
-        self._emit(CallCompleted(call.call_id, call.agent_interface, talk, released_by, now))
-
-    def _on_attended_transfer(self, ev: AMIMessage, now: float) -> None:
-        call, uid = self._lookup(ev, "TransfereeUniqueid", "TransfereeLinkedid")
-        if call is None or ev.get("Result") != "Success":
-            return
-        if uid != call.hub or call.state is not S.CONNECTED:
-            _log(call, logging.INFO, "attended transfer of %s ignored (caller is not the transferee "
-                 "or not connected)", ev.get("TransfereeChannel"))
-            return
-        target = ev.get("TransferTargetUniqueid") or ""
-        interface, leg_uid, leg_name = self._transfer_target(call, target, ev.get("TransferTargetChannel"))
-        if not self._can(call, S.CONNECTED, "attended transfer"):
-            return
-        self._resume(call, now)
-        record = TransferRecord("attended", call.agent_interface, interface, now)
-        call.transfers.append(record)
-        call.agent_interface, call.agent_channel, call.member_name = interface, leg_name, None
-        self._set_peers(call, [target, leg_uid])
-        self._emit(CallTransferred(call.call_id, "attended", record.from_agent, interface, now))
-
-    def _transfer_target(self, call: _Call, uid: str, name: str | None) -> tuple[str | None, str, str | None]:
-        """The agent behind a transfer target: a Local target's ``;2`` half dialled the agent."""
-        chan = self._channels.get(uid)
-        if chan is not None:
-            partner = self._channels.get(call.channels.get(_partner(chan.name) or "", ""))
-            if partner is not None and partner.answered in partner.dialed:
-                leg = self._channels.get(partner.answered)
-                return partner.dialed[partner.answered], partner.answered, leg.name if leg else None
-        return (_base(name) if name else None), uid, name
-
-    def _on_blind_transfer(self, ev: AMIMessage, now: float) -> None:
-        call, uid = self._lookup(ev, "TransfereeUniqueid", "TransfereeLinkedid")
-        if call is None or ev.get("Result") != "Success" or uid != call.hub or call.state is not S.CONNECTED:
-            return
-        to = f"{ev.get('Extension')}@{ev.get('Context')}" if ev.get("Extension") else None
-        record = TransferRecord("blind", call.agent_interface, to, now)
-        self._end_talk(call, now, "transfer")
-        call.transfers.append(record)
-        call.transfer_noted = True
-        self._emit(CallTransferred(call.call_id, "blind", record.from_agent, to, now))
-
     # -- hangups ----------------------------------------------------------
     def _on_hangup_request(self, ev: AMIMessage, now: float) -> None:
         call, uid = self._lookup(ev)
         if call is None:
             return
-        if ev.name == "SoftHangupRequest" and _int(ev.get("Cause")) == _SHUTDOWN_SOFTHANGUP:
+        if ev.name == "SoftHangupRequest" and int_or_none(ev.get("Cause")) == _SHUTDOWN_SOFTHANGUP:
             call.shutdown = True
         self._note_release(call, uid)
 
@@ -731,7 +527,7 @@ class CallTracker:
         call.channels.pop(chan.name, None)
         if call.announced and not call.spy:
             self._note_release(call, uid)
-            cause, cause_txt = _int(ev.get("Cause")), ev.get("Cause-txt")
+            cause, cause_txt = int_or_none(ev.get("Cause")), ev.get("Cause-txt")
             if uid == call.hub or (uid == call.hub_peer and call.cause is None):
                 call.cause, call.cause_txt = cause, cause_txt
             if self._hub_side(call, uid):
@@ -743,7 +539,7 @@ class CallTracker:
         if not call.channels:
             self._finish(call, now)
 
-    def _hub_gone(self, call: _Call, now: float) -> None:
+    def _hub_gone(self, call: LiveCall, now: float) -> None:
         if call.caller_gone:
             return
         call.caller_gone = True
@@ -754,7 +550,7 @@ class CallTracker:
             wait = now - (call.waiting_since if call.waiting_since is not None else call.arrived_at)
             self._emit(CallAbandoned(call.call_id, call.queue, call.position, wait, now))
 
-    def _finish(self, call: _Call, now: float, forced: bool = False) -> None:
+    def _finish(self, call: LiveCall, now: float, forced: bool = False) -> None:
         """The call is over: emit CallEnded (announced calls) and forget it."""
         self._calls.pop(call.call_id, None)
         for uid in list(call.channels.values()):
@@ -771,7 +567,7 @@ class CallTracker:
         call.state, call.ended_at = S.ENDED, now
         self._emit(CallEnded(call.call_id, call.cause, call.cause_txt, now, call.record()))
 
-    def _drop(self, call: _Call, now: float) -> None:
+    def _drop(self, call: LiveCall, now: float) -> None:
         self._finish(call, now, forced=True)
 
     def _on_spy_start(self, ev: AMIMessage, now: float) -> None:
@@ -779,234 +575,14 @@ class CallTracker:
         if call is not None and not call.announced:
             call.spy = True
         elif call is not None:
-            _log(call, logging.WARNING, "a ChanSpy started on an announced call")
+            log_call(call, logging.WARNING, "a ChanSpy started on an announced call")
 
     # -- queue members ----------------------------------------------------
     def _on_member(self, ev: AMIMessage, now: float) -> None:
-        event = _member_status(ev, now)
+        event = member_status(ev, now)
         if event is not None:
             self._emit(event)
 
     def _on_member_removed(self, ev: AMIMessage, now: float) -> None:
         if ev.get("Interface") and ev.get("Queue"):
             self._emit(AgentMemberRemoved(ev.get("Interface") or "", ev.get("Queue") or "", now))
-
-    # -- resync -----------------------------------------------------------
-    def _resync(self, snapshot: AMISnapshot, now: float) -> None:
-        if snapshot.restarted:
-            dropped = [c.call_id for c in self._calls.values() if c.announced and not c.spy]
-            for call in list(self._calls.values()):
-                self._drop(call, now)
-            self._emit(AsteriskRestarted(tuple(dropped), now))
-        rows: dict[str, list[AMIMessage]] = {}
-        for row in snapshot.channels:
-            uid = row.get("Uniqueid")
-            if row.name == "CoreShowChannel" and uid and row.get("Channel"):
-                rows.setdefault(row.get("Linkedid") or uid, []).append(row)
-        entries = {e.get("Uniqueid"): e for e in snapshot.queue_status if e.name == "QueueEntry"}
-        members = [m for m in snapshot.queue_status if m.name == "QueueMember"]
-        dnids = {s.get("Uniqueid"): s.get("DNID") for s in snapshot.status if s.name == "Status"}
-        for call in list(self._calls.values()):
-            if call.call_id not in rows:
-                _log(call, logging.INFO, "gone from Asterisk after the resync")
-                self._drop(call, now)
-        for linked, group in rows.items():
-            _Resync(self, linked, group, entries, members, dnids, now).apply()
-        for member in members:
-            event = _member_status(member, now)
-            if event is not None:
-                self._emit(event)
-        for call in self._calls.values():
-            call.confirmed = True
-        self._emit(CallsResynced(tuple(c.record() for c in self._calls.values() if c.announced and not c.spy),
-                                 now))
-
-
-class _Resync:
-    """Rebuild (or correct) one call from its CoreShowChannel rows."""
-
-    def __init__(self, tracker: CallTracker, linked: str, rows: list[AMIMessage],
-                 entries: Mapping[str | None, AMIMessage], members: Iterable[AMIMessage],
-                 dnids: Mapping[str | None, str | None], now: float) -> None:
-        self.t, self.linked, self.rows, self.now = tracker, linked, rows, now
-        self.entries, self.dnids = entries, dnids
-        self.members = [m.get("Location") or "" for m in members]
-
-    def apply(self) -> None:
-        t, now = self.t, self.now
-        call = t._calls.get(self.linked)
-        if call is None:
-            age = max(_duration(r.get("Duration")) for r in self.rows)
-            call = t._calls[self.linked] = _Call(call_id=self.linked, arrived_at=now - age, last_event_at=now)
-        self._sync_channels(call)
-        if call.spy or (not call.announced and any(r.get("Application") == "ChanSpy" for r in self.rows)):
-            call.spy = True
-            return
-        if call.announced and call.hub not in call.channels.values():
-            t._hub_gone(call, now)                 # the caller hung up while the link was down
-            return
-        hub = self._hub_row(call)
-        if hub is None:
-            return
-        uid = hub.get("Uniqueid") or ""
-        if call.hub != uid:
-            first = call.call_id == uid and (hub.get("Channel") or "").endswith(";1") and \
-                hub.get("Application") == "Dial"
-            t._set_hub(call, uid, "outbound" if first else "inbound")
-        if not call.announced:
-            name = hub.get("Channel") or ""
-            local = _LOCAL_EXTEN.match(name)
-            dnis = self.dnids.get(uid) or (local.group(1) if local else None) or _dnis(hub.get("Exten") or "")
-            call.announced, call.caller_channel, call.dnis = True, name, dnis
-            call.ani, call.caller_name = _number(hub.get("CallerIDNum")), _name(hub.get("CallerIDName"))
-        self._set_state(call, hub)
-
-    def _sync_channels(self, call: _Call) -> None:
-        t = self.t
-        seen = {r.get("Uniqueid") for r in self.rows}
-        for name, uid in list(call.channels.items()):
-            if uid not in seen:
-                del call.channels[name]
-                t._channels.pop(uid, None)
-                if call.announced and uid in call.pending:
-                    t._fail(call, self.now, uid, "cancel")   # stopped ringing while we were away
-        for r in self.rows:
-            uid, name = r.get("Uniqueid") or "", r.get("Channel") or ""
-            chan = t._channels.get(uid)
-            if chan is None:
-                exten = r.get("Exten") or ""
-                chan = t._channels[uid] = _Channel(uid, name, call.call_id, exten, exten,
-                                                   _number(r.get("CallerIDNum")), _name(r.get("CallerIDName")))
-            chan.bridge = r.get("BridgeId") or None
-            call.channels[name] = uid
-
-    def _hub_row(self, call: _Call) -> AMIMessage | None:
-        by_uid = {r.get("Uniqueid"): r for r in self.rows}
-        if call.hub in by_uid:
-            return by_uid[call.hub]
-        callers = [r for r in self.rows if r.get("Application") not in _OUTGOING_APPS]
-        for row in callers:
-            if row.get("Uniqueid") in self.entries:
-                return row
-        for row in callers:
-            if row.get("Application") in _CALLER_APPS:
-                return row
-        first = by_uid.get(self.linked)
-        if first is not None and not (first.get("Channel") or "").startswith("Local/"):
-            return first                   # a trunk call, whatever it runs now
-        return None
-
-    def _set_state(self, call: _Call, hub: AMIMessage) -> None:
-        t = self.t
-        uid, bridge = hub.get("Uniqueid") or "", hub.get("BridgeId") or ""
-        legs = [r for r in self.rows if r.get("Application") in _OUTGOING_APPS and r.get("Uniqueid") != uid]
-        bridged = [r for r in self.rows if bridge and r.get("BridgeId") == bridge and r.get("Uniqueid") != uid]
-        entry = self.entries.get(uid)
-        old = call.state
-        if entry is not None:
-            call.queue, call.in_queue, call.position = entry.get("Queue"), True, _int(entry.get("Position"))
-            call.queued_at = self.now - _duration(entry.get("Wait"))
-        if call.state is S.CONNECTED and not bridged:
-            t._end_talk(call, self.now, t._released_by(call, "peer"))   # the agent left meanwhile
-        if bridged:
-            leg = next((r for r in bridged if r in legs), bridged[0])
-            leg_uid, leg_name = leg.get("Uniqueid") or "", leg.get("Channel") or ""
-            call.state, call.pending, call.in_queue = S.CONNECTED, {}, False
-            if leg_uid not in call.peers:                   # a new conversation we did not see start
-                t._set_peers(call, [leg_uid])
-                if call.direction == "inbound":
-                    call.agent_interface, call.agent_channel = self._interface(leg_name), leg_name
-            if call.answered_at is None:
-                call.answered_at = self.now - _duration(leg.get("Duration"))
-        elif legs:
-            call.state, call.peers, call.peer_side = S.OFFERED, set(), set()
-            call.pending = {r.get("Uniqueid") or "": call.pending.get(r.get("Uniqueid") or "") or _Offer(
-                r.get("Uniqueid") or "", r.get("Channel") or "", self._interface(r.get("Channel") or ""),
-                None, call.queue if call.in_queue else None, self.now - _duration(r.get("Duration")))
-                for r in legs}
-            first_ring = min(offer.at for offer in call.pending.values())
-            call.offered_at = call.offered_at if call.offered_at is not None else first_ring
-        elif entry is not None or hub.get("Application") == "MusicOnHold":
-            call.state, call.pending = S.QUEUED, {}
-        elif hub.get("Application") == "AGI":
-            call.state = S.IVR
-        if call.state is not old:
-            _log(call, logging.INFO, "resync sets %s -> %s", old.value, call.state.value)
-
-    def _interface(self, channel: str) -> str:
-        base = _base(channel)
-        for location in self.members:
-            if "/".join(location.split("/")[:2]) == base:
-                return location
-        return base
-
-
-# -- small helpers ----------------------------------------------------------
-
-def _log(call: _Call, level: int, message: str, *args: object) -> None:
-    """Log about one call, with its id in the text and in the record (call_id_context)."""
-    with call_id_context(call.call_id):
-        logger.log(level, "call %s: " + message, call.call_id, *args)
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def _number(value: str | None) -> str | None:
-    return None if value in (None, "", "<unknown>") else value
-
-
-def _name(value: str | None) -> str | None:
-    """CallerIDName as the caller sent it: AMI C-escapes it (ast_escape_c)."""
-    return None if value in (None, "", "<unknown>") else unescape_c(value or "")
-
-
-def _dnis(exten: str) -> str | None:
-    return None if exten in ("", "s") else exten
-
-
-def _partner(name: str) -> str | None:
-    """The other half of a Local channel pair, by name."""
-    if name.startswith("Local/") and name[-2:] in (";1", ";2"):
-        return name[:-1] + ("2" if name.endswith("1") else "1")
-    return None
-
-
-def _base(name: str) -> str:
-    """``Local/6001@sim-agents-00000001;1`` -> ``Local/6001@sim-agents``; ``PJSIP/6001-0000000a`` -> ``PJSIP/6001``."""
-    return _UNIQUE_SUFFIX.sub("", name)
-
-
-def _dial_interface(dest_channel: str, dial_string: str | None) -> str:
-    """The dialled interface: Queue() keeps the technology in DialString, Dial() drops it."""
-    tech = dest_channel.split("/", 1)[0]
-    if not dial_string:
-        return _base(dest_channel)
-    if dial_string.lower().startswith(tech.lower() + "/"):
-        return dial_string
-    return f"{tech}/{dial_string}"
-
-
-def _duration(value: str | None) -> float:
-    """CoreShowChannel ``Duration: HH:MM:SS`` (or QueueEntry ``Wait`` seconds) in seconds."""
-    total = 0.0
-    for part in (value or "0").split(":"):
-        try:
-            total = total * 60 + int(part)
-        except ValueError:
-            return 0.0
-    return total
-
-
-def _member_status(ev: AMIMessage, now: float) -> AgentMemberStatus | None:
-    interface, queue = ev.get("Interface") or ev.get("Location"), ev.get("Queue")
-    if not interface or not queue:
-        return None
-    code = _int(ev.get("Status"))
-    status = _MEMBER_STATUS[code] if code is not None and 0 <= code < len(_MEMBER_STATUS) else "UNKNOWN"
-    return AgentMemberStatus(interface, queue, ev.get("MemberName") or ev.get("Name") or None, status,
-                             ev.get("Paused") == "1", ev.get("PausedReason") or None, ev.get("InCall") == "1", now)
