@@ -1,0 +1,29 @@
+"""A simulated Asterisk 22.10.1 for tests, the demo and benchmarks.
+
+It speaks AMI as a TCP server and FastAGI as a client and reproduces the event
+sequences recorded from a real Asterisk in tests/fixtures/asterisk-22/
+(tests/test_sim_vs_transcripts.py checks them).  Time comes from an injected
+clock: ``twisted.internet.task.Clock`` runs a whole call deterministically,
+the reactor runs it in real time.
+
+    sim = Simulator(reactor, clock=clock, ami_port=0, agi_port=4573)  # or agi_server=<Factory>
+    port = sim.start()
+    sim.agent("6001", ring=1, talk=30)            # answer / noanswer / busy / manual
+    sim.add_member("support", "6001", name="Agent 6001")
+    call = sim.call("5551001", "Zoë", dnis="4000", digits="1")   # or keys=["1", "42#"]
+    call.hangup(); sim.answer("6001"); sim.agent_hangup("6001")
+    sim.shutdown(restart=True)                    # 'core restart now'
+
+Modules: scenarios (the API), ami_server/ami_actions/ami_lists/cli (AMI),
+agi_client/agi_session/agi_commands/agi_media (FastAGI), pbx/tasks/channels/
+dialplan/apps/dial/queues/queue_app/originate/outgoing (the PBX), events (the
+wire format), compare (the transcript normaliser), testing/loopback (helpers).
+"""
+
+from callcenter.sim.agi_session import SoundLibrary
+from callcenter.sim.dialplan import AgentPhone
+from callcenter.sim.loopback import loopback_connector
+from callcenter.sim.originate import OriginateRequest
+from callcenter.sim.scenarios import CallHandle, Simulator
+
+__all__ = ["AgentPhone", "CallHandle", "OriginateRequest", "Simulator", "SoundLibrary", "loopback_connector"]

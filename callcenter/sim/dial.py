@@ -1,0 +1,160 @@
+"""Dial(): one Local interface, a ring timeout, a basic bridge once answered.
+
+Recorded outcomes (more/README.txt "Dial / DialEnd statuses seen"):
+
+* ANSWER: DialEnd ANSWER, BridgeCreate, Newexten ;1 (Exten now empty),
+  BridgeEnter agent leg then caller, BRIDGEPEER both ways.  When the agent
+  hangs up the caller's Dial returns -1 (no ``g`` option): the caller is
+  hung up.  ANSWEREDTIME and DIALEDTIME count from the caller channel's
+  creation (that is what Asterisk 22.10.1 reported).
+* NOANSWER after the timeout, BUSY, CANCEL (caller hung up, legs get Cause
+  16; or Redirect of the caller while ringing), CHANUNAVAIL (no such
+  extension: no DialBegin and no DialEnd at all).
+* Redirect of the bridged caller (blind transfer): the agent leg is hung up
+  (BridgeLeave, HangupRequest/Hangup Cause 16) by the bridge's thread, the
+  caller's next Newexten carries the old application.  Likewise when the
+  caller hangs up (AMI Hangup): it leaves the bridge and ends its dialplan,
+  the agent leg goes after it (ami_actions.event_stream_during.txt).
+"""
+
+from __future__ import annotations
+
+from callcenter.sim import events as ev
+from callcenter.sim.channels import Channel
+from callcenter.sim.outgoing import Outgoing, dial_leg, dialstring
+from callcenter.sim.pbx import CONTINUE, HANGUP, Engine
+from callcenter.sim.tasks import HangupSignal, RedirectSignal
+
+DIAL_VARS = ("DIALSTATUS", "DIALEDPEERNUMBER", "DIALEDPEERNAME", "ANSWEREDTIME", "ANSWEREDTIME_MS",
+             "DIALEDTIME", "DIALEDTIME_MS", "RINGTIME", "RINGTIME_MS", "PROGRESSTIME", "PROGRESSTIME_MS")
+
+
+def _set_since(engine: Engine, chan: Channel, name: str, since: float) -> None:
+    elapsed = max(0.0, engine.now() - since)
+    engine.set_var(chan, name, str(int(elapsed)))
+    engine.set_var(chan, name + "_MS", str(int(elapsed * 1000)))
+
+
+def app_dial(engine: Engine, chan: Channel, data: str):
+    args = data.split(",")
+    target = args[0].strip()
+    timeout = float(args[1]) if len(args) > 1 and args[1].strip() else None
+    for name in DIAL_VARS:
+        engine.set_var(chan, name, "")
+    if not target.startswith("Local/"):
+        engine.set_var(chan, "DIALSTATUS", "CHANUNAVAIL")
+        return CONTINUE
+    started = engine.now()
+    dial = Outgoing(engine, chan.task)
+    leg = dial_leg(engine, chan, target, dial)
+    if leg is None:
+        engine.set_var(chan, "DIALSTATUS", "CHANUNAVAIL")
+        return CONTINUE
+    deadline = None if timeout is None else started + timeout
+    try:
+        status = yield from _ring(engine, chan, dial, leg, deadline, started)
+    except HangupSignal:
+        _cancel(engine, chan, leg, chan.hangupcause or 16)
+        raise
+    except RedirectSignal:
+        _cancel(engine, chan, leg, 16)
+        raise
+    if status != "ANSWER":
+        engine.emit(ev.dial_end(chan, leg, status))
+        engine.hangup(leg, 0)
+        engine.set_var(chan, "DIALSTATUS", status)
+        return CONTINUE
+    engine.set_var(chan, "DIALSTATUS", "ANSWER")
+    engine.set_var(chan, "DIALEDPEERNAME", leg.name)
+    engine.set_var(chan, "DIALEDPEERNUMBER", dialstring(target))
+    engine.emit(ev.dial_end(chan, leg, "ANSWER"))
+    return (yield from _talk(engine, chan, dial, leg))
+
+
+def _ring(engine: Engine, chan: Channel, dial: Outgoing, leg: Channel, deadline: float | None, started: float):
+    while True:
+        item = yield from dial.next_event(deadline)
+        if item is None:
+            return "NOANSWER"
+        kind, _ = item
+        if kind == "ringing":
+            _set_since(engine, chan, "RINGTIME", started)
+            engine.emit(ev.dial_state(chan, leg, "RINGING"))
+        elif kind == "answer":
+            return "ANSWER"
+        elif kind == "busy":
+            return "BUSY"
+        elif kind == "hangup":
+            return "CHANUNAVAIL"
+
+
+def _cancel(engine: Engine, chan: Channel, leg: Channel, cause: int) -> None:
+    engine.emit(ev.dial_end(chan, leg, "CANCEL"))
+    engine.hangup(leg, cause)
+    engine.set_var(chan, "DIALSTATUS", "CANCEL")
+
+
+def _talk(engine: Engine, chan: Channel, dial: Outgoing, leg: Channel):
+    bridge = engine.bridge_create_only()
+    leg.exten = ""
+    engine.newexten(leg)
+    engine.enter(bridge, leg)
+    engine.enter(bridge, chan)
+    engine.set_var(leg, "BRIDGEPEER", chan.name)
+    engine.set_var(chan, "BRIDGEPEER", leg.name)
+    try:
+        while True:
+            item = yield from dial.next_event(None)
+            if item is not None and item[0] == "hangup":
+                break
+    except HangupSignal:  # the caller hung up: it leaves first, the bridge then lets the agent go
+        engine.set_var(chan, "BRIDGEPEER", "")
+        engine.set_var(leg, "BRIDGEPEER", "")
+        engine.leave(chan)
+        _end_times(engine, chan)
+        engine.scheduler.soon(_dissolve, engine, leg, bridge)
+        raise
+    except RedirectSignal as redirect:
+        engine.set_var(chan, "BRIDGEPEER", "")
+        engine.early_goto(chan, redirect.target)
+        engine.set_var(leg, "BRIDGEPEER", "")
+        engine.leave(chan)
+        engine.set_var(chan, "DIALSTATUS", "ANSWER")
+        engine.scheduler.soon(_transfer_away, engine, leg, bridge)
+        raise
+    engine.clear_bridgepeers(bridge)
+    _drop_leg(engine, leg, 16)
+    engine.leave(chan)
+    engine.emit(ev.bridge_destroy(bridge))
+    _end_times(engine, chan)
+    if not chan.hangupcause:  # Dial returns -1: the caller goes down with its peer's cause
+        chan.hangupcause = leg.hangupcause or 16
+    return HANGUP
+
+
+def _drop_leg(engine: Engine, leg: Channel, cause: int) -> None:
+    engine.leave(leg)
+    engine.hangup(leg, cause)
+
+
+def _dissolve(engine: Engine, leg: Channel, bridge) -> None:
+    """The bridge's thread: the agent leg left alone is pushed out and hung up."""
+    engine.leave(leg)
+    engine.emit(ev.bridge_destroy(bridge))
+    engine.hangup(leg, 16)
+
+
+def _transfer_away(engine: Engine, leg: Channel, bridge) -> None:
+    """The bridge thread hangs up the agent leg the caller left behind."""
+    _drop_leg(engine, leg, 16)
+    engine.emit(ev.bridge_destroy(bridge))
+
+
+def _end_times(engine: Engine, chan: Channel) -> None:
+    _set_since(engine, chan, "ANSWEREDTIME", chan.created)
+    _set_since(engine, chan, "DIALEDTIME", chan.created)
+    engine.set_var(chan, "DIALSTATUS", "ANSWER")
+
+
+def install(engine: Engine) -> None:
+    engine.apps["Dial"] = app_dial

@@ -1,0 +1,382 @@
+"""The simulated Asterisk core: channels, dialplan threads, hangups, bridges, device states.
+
+Everything another part of the simulator does to a channel goes through the
+:class:`Engine`, which emits the AMI events in the order Asterisk 22 does
+(see the README files next to the transcripts):
+
+* a channel that ran dialplan ends with ``SoftHangupRequest Cause: 16``
+  (AST_SOFTHANGUP_APPUNLOAD), then ``Hangup``;
+* hanging up one half of a Local pair sends ``HangupRequest`` to the other
+  half (with the hangup cause) before the ``Hangup`` of the first; the
+  other half's thread reacts next (through the scheduler);
+* when a ``;2`` half that ran Dial hangs up while its ``;1`` is still there,
+  ``;1`` gets ``VarSet CHANLOCALSTATUS=<DIALSTATUS>`` first (core_local.c);
+* ``Newexten`` only when context/exten/priority change.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from random import Random
+
+from callcenter.sim import events as ev
+from callcenter.sim.channels import Bridge, Channel, Naming
+from callcenter.sim.dialplan import GLOBALS, AgentPhone, Dialplan, Step
+from callcenter.sim.expressions import substitute
+from callcenter.sim.queues import Queues
+from callcenter.sim.tasks import HangupSignal, RedirectSignal, Scheduler, Sleep, Task
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[ev.Message], None]
+
+#: An app returns CONTINUE (next priority), JUMPED (it moved the channel) or HANGUP.
+CONTINUE, JUMPED, HANGUP = 0, 1, -1
+
+
+class Engine:
+    """One running (simulated) Asterisk process."""
+
+    version = "22.10.1"
+
+    def __init__(self, clock, *, epoch: float | None = None, seed: int = 0,
+                 agents: dict[str, AgentPhone] | None = None, agi_connector=None, sounds=None,
+                 agi_host: str = "127.0.0.1:4573", ivr_dnis: tuple[str, ...] = ("4000", "4001"),
+                 inbound: str = "contract") -> None:
+        self.scheduler = Scheduler(clock)
+        self.clock = clock
+        self._epoch_offset = 0.0 if epoch is None else epoch - clock.seconds()
+        self.rng = Random(seed)
+        self.naming = Naming(self.rng)
+        self.dialplan = Dialplan(agents, ivr_dnis, inbound)
+        self.agi_connector = agi_connector
+        self.sounds = sounds
+        self.file_globals = {"CTI_AGI_HOST": agi_host, **GLOBALS}  # [globals] of extensions.conf
+        self.globals: dict[str, str] = dict(self.file_globals)
+        self.astdb: dict[tuple[str, str], str] = {}
+        self.channels: dict[str, Channel] = {}
+        self.listeners: list[Listener] = []
+        self.apps: dict[str, Callable] = {}
+        self.queues = Queues(self)
+        self.devstates: dict[str, str] = {}
+        self.processed_calls = 0
+        self.started_at = self.wall()
+        self.reloaded_at = self.started_at
+        self.booted = True
+        self.watchers: list[Callable[[str, Channel], None]] = []
+
+    # --- time and events ---------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock.seconds()
+
+    def wall(self) -> float:
+        """Wall-clock seconds (Uniqueids, Ping Timestamp, EventTV)."""
+        return self.clock.seconds() + self._epoch_offset
+
+    def uptimes(self) -> tuple[int, int]:
+        """FullyBooted Uptime and LastReload: seconds since start and since the last reload."""
+        wall = self.wall()
+        return int(wall - self.started_at), int(wall - self.reloaded_at)
+
+    def announce_globals(self) -> None:
+        """[globals] of extensions.conf (re)read: VarSet with Channel: none, as at boot and reload."""
+        for name, value in self.file_globals.items():
+            self.globals[name] = value
+            self.emit(ev.varset(None, name, value))
+
+    def reload(self) -> None:
+        """CLI 'core reload': the [globals] again, then Event: Reload."""
+        self.reloaded_at = self.wall()
+        self.announce_globals()
+        self.emit(ev.reload())
+
+    def thread_id(self) -> int:
+        """A pthread_self()-looking number for agi_threadid."""
+        return 139_800_000_000_000 + self.rng.randrange(0, 2**28) * 4096
+
+    def event_tv(self) -> str:
+        wall = self.wall()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall))
+        return f"{stamp}.{int(wall * 1000) % 1000:03d}+0000"
+
+    def emit(self, message: ev.Message) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(message)
+            except Exception:  # a broken AMI session must not stop the PBX
+                logger.exception("event listener failed on %s", message.name)
+
+    def notify(self, what: str, chan: Channel) -> None:
+        """Tell scenario watchers about a milestone ('hangup', 'answer', ...)."""
+        for watcher in list(self.watchers):
+            watcher(what, chan)
+
+    # --- channels ------------------------------------------------------------
+
+    def new_channel(self, name: str, context: str, exten: str, state: int, linkedid: str | None) -> Channel:
+        uniqueid = self.naming.uniqueid(self.wall())
+        chan = Channel(name=name, uniqueid=uniqueid, linkedid=linkedid or uniqueid, context=context,
+                       exten=exten, state=state, created=self.now())
+        self.channels[name] = chan
+        return chan
+
+    def local_pair(self, exten: str, context: str, linkedid: str | None = None) -> tuple[Channel, Channel]:
+        """Allocate ``;1`` (Down) and ``;2`` (Ring) and emit their two Newchannel events."""
+        name1, name2 = self.naming.local_pair(exten, context)
+        one = self.new_channel(name1, context, exten, 0, linkedid)
+        two = self.new_channel(name2, context, exten, 4, one.linkedid)
+        one.half, two.half, one.peer, two.peer = 1, 2, two, one
+        self.processed_calls += 1
+        self.emit(ev.newchannel(one))
+        self.emit(ev.newchannel(two))
+        return one, two
+
+    def find(self, name: str) -> Channel | None:
+        return self.channels.get(name)
+
+    def set_var(self, chan: Channel | None, name: str, value: str) -> None:
+        if chan is None:
+            self.globals[name] = value
+        else:
+            chan.set_var(name, value)
+        self.emit(ev.varset(chan, name, value))
+
+    def get_var(self, chan: Channel | None, name: str) -> str | None:
+        if chan is not None:
+            found = chan.get_var(name)
+            if found is not None:
+                return found
+        return self.globals.get(name)
+
+    def set_state(self, chan: Channel, state: int) -> None:
+        chan.state = state
+        if state == 6 and chan.answered_at is None:
+            chan.answered_at = self.now()
+        self.emit(ev.newstate(chan))
+        if chan.tech == "Local" and state in (5, 6, 7):
+            self.emit(ev.device_state_change(local_device(chan), "INUSE"))
+            self.queues.device_changed()
+
+    def set_callerid(self, chan: Channel, num: str | None, name: str | None) -> None:
+        chan.cid_num, chan.cid_name = num, name
+        self.emit(ev.newcallerid(chan))
+
+    def set_connected(self, chan: Channel, num: str | None, name: str | None) -> None:
+        chan.conn_num, chan.conn_name = num, name
+        self.emit(ev.newconnectedline(chan))
+
+    def expand(self, chan: Channel, template: str | Callable[[Channel], str]) -> str:
+        if callable(template):
+            return template(chan)
+        return substitute(template, lambda name: self.get_var(chan, name), lambda key: channel_info(chan, key))
+
+    # --- dialplan threads --------------------------------------------------
+
+    def run_dialplan(self, chan: Channel) -> None:
+        chan.task = Task(self.scheduler, self._pbx(chan), chan.name)
+        chan.task.start()
+
+    def goto(self, chan: Channel, context: str, exten: str, priority: int) -> None:
+        chan.context, chan.exten, chan.priority = context, exten, priority
+
+    def newexten(self, chan: Channel) -> None:
+        if chan.emitted_location != chan.location:
+            chan.emitted_location = chan.location
+            self.emit(ev.newexten(chan))
+
+    def _pbx(self, chan: Channel):
+        while not chan.soft_hangup:
+            step: Step | None = self.dialplan.step(*chan.location)
+            if step is None:
+                break
+            chan.app, chan.appdata = step.app, self.expand(chan, step.data)
+            self.newexten(chan)
+            try:
+                result = yield from self.apps[step.app](self, chan, chan.appdata)
+            except RedirectSignal as redirect:
+                self.goto(chan, *redirect.target)
+                continue
+            except HangupSignal:
+                break
+            if result == HANGUP:
+                break
+            if result != JUMPED:
+                chan.priority += 1
+        self.end_dialplan(chan)
+
+    def end_dialplan(self, chan: Channel) -> None:
+        """The end of __ast_pbx_run: APPUNLOAD soft hangup, then ast_hangup."""
+        if not chan.hungup:
+            self.emit(ev.soft_hangup_request(chan, 16))
+            self.hangup(chan)
+
+    # --- hangups -------------------------------------------------------------
+
+    def hangup(self, chan: Channel, cause: int | None = None) -> None:
+        """ast_hangup: tell the Local peer, emit Hangup, forget the channel."""
+        if chan.hungup:
+            return
+        if cause is not None and not chan.hangupcause:
+            chan.hangupcause = cause
+        peer = chan.peer
+        if peer is not None and not peer.hungup:
+            status = chan.get_var("DIALSTATUS") if chan.half == 2 else None
+            if status is not None:
+                self.set_var(peer, "CHANLOCALSTATUS", status)
+            self.emit(ev.hangup_request(peer, chan.hangupcause))
+            if not peer.hangupcause:
+                peer.hangupcause = chan.hangupcause
+            self.signal_hangup(peer)
+        chan.hungup = True
+        if chan.task is not None and not chan.task.done and chan.task.waiting is not None:
+            chan.task.interrupt(HangupSignal())
+        self.emit(ev.hangup(chan))
+        self.channels.pop(chan.name, None)
+        if chan.tech == "Local":
+            self.emit(ev.device_state_change(local_device(chan), "NOT_INUSE"))
+            self.queues.device_changed()
+        self.notify("hangup", chan)
+
+    def signal_hangup(self, chan: Channel) -> None:
+        """A soft hangup reaching a channel: its thread, or the app that owns it, reacts next."""
+        chan.soft_hangup = True
+        if chan.task is not None and not chan.task.done:
+            chan.task.interrupt(HangupSignal())
+        elif chan.owner is not None:
+            self.scheduler.soon(chan.owner.leg_event, "hangup", chan)
+
+    def request_hangup(self, chan: Channel, cause: int = 16) -> None:
+        """AMI Hangup action / AGI HANGUP: no event of its own (README), the thread ends."""
+        if not chan.hangupcause:
+            chan.hangupcause = cause
+        self.signal_hangup(chan)
+
+    def early_goto(self, chan: Channel, target: tuple[str, str, int]) -> None:
+        """A Redirect that lands while Queue() or a Dial bridge still owns the channel.
+
+        The next snapshot already has the new location but the OLD application,
+        so its Newexten says e.g. ``cc-connect,s,1 Dial`` (more/README.txt); the
+        target priority itself then gets no Newexten of its own.
+        """
+        self.goto(chan, *target)
+        self.newexten(chan)
+
+    def redirect(self, chan: Channel, context: str, exten: str, priority: int) -> None:
+        """ast_async_goto: the running app stops and the dialplan resumes at the target."""
+        if chan.task is not None and not chan.task.done:
+            chan.task.interrupt(RedirectSignal(context, exten, priority))
+        else:
+            self.goto(chan, context, exten, priority)
+            self.run_dialplan(chan)
+
+    # --- DTMF ---------------------------------------------------------------
+
+    def deliver_dtmf(self, chan: Channel, digit: str) -> None:
+        """Hand a received digit to whatever reads DTMF on ``chan`` (an AGI GET DATA...)."""
+        if chan.dtmf_reader is not None:
+            self.scheduler.soon(chan.dtmf_reader, digit)
+
+    def dtmf(self, chan: Channel, digits: str) -> None:
+        """``digits`` received on ``chan`` from outside its dialplan: 100 ms tone, 250 ms apart."""
+
+        def body():
+            for digit in digits:
+                if chan.hungup:
+                    return
+                self.emit(ev.dtmf_begin(chan, digit))
+                yield Sleep(0.1)
+                if chan.hungup:
+                    return
+                self.emit(ev.dtmf_end(chan, digit, 100))
+                self.deliver_dtmf(chan, digit)
+                yield Sleep(0.25)
+
+        Task(self.scheduler, body(), f"dtmf {chan.name}").start()
+
+    def run_application(self, chan: Channel, app: str, data: str) -> None:
+        """Originate with Application: the ;1 half runs just that app, then hangs up."""
+
+        def body():
+            chan.app, chan.appdata = app, data
+            impl = self.apps.get(app)
+            try:
+                if impl is not None:
+                    yield from impl(self, chan, data)
+            except (HangupSignal, RedirectSignal):
+                pass
+            self.end_dialplan(chan)
+
+        chan.task = Task(self.scheduler, body(), chan.name)
+        chan.task.start()
+
+    # --- bridges ----------------------------------------------------------
+
+    def bridge_create_only(self) -> Bridge:
+        bridge = Bridge(self.naming.bridge_id())
+        self.emit(ev.bridge_create(bridge))
+        return bridge
+
+    def bridge(self, first: Channel, second: Channel) -> Bridge:
+        """BridgeCreate, BridgeEnter (first, then second), BRIDGEPEER both ways."""
+        bridge = self.bridge_create_only()
+        self.enter(bridge, first)
+        self.enter(bridge, second)
+        self.set_var(first, "BRIDGEPEER", second.name)
+        self.set_var(second, "BRIDGEPEER", first.name)
+        return bridge
+
+    def enter(self, bridge: Bridge, chan: Channel) -> None:
+        bridge.channels.append(chan)
+        chan.bridge = bridge
+        self.emit(ev.bridge_enter(bridge, chan))
+
+    def leave(self, chan: Channel) -> None:
+        bridge = chan.bridge
+        if bridge is None:
+            return
+        bridge.channels.remove(chan)
+        chan.bridge = None
+        self.emit(ev.bridge_leave(bridge, chan))
+
+    def clear_bridgepeers(self, bridge: Bridge) -> None:
+        for chan in list(bridge.channels):
+            self.set_var(chan, "BRIDGEPEER", "")
+
+    def destroy(self, bridge: Bridge) -> None:
+        for chan in list(bridge.channels):
+            self.leave(chan)
+        self.emit(ev.bridge_destroy(bridge))
+
+    # --- device states ------------------------------------------------------
+
+    def device_state(self, device: str, state: str) -> None:
+        """Queue:* devices only report a change (the devstate cache dedups them)."""
+        if self.devstates.get(device) != state:
+            self.devstates[device] = state
+            self.emit(ev.device_state_change(device, state))
+
+
+def local_device(chan: Channel) -> str:
+    """``Local/6001@sim-agents-00000001;2`` -> ``Local/6001@sim-agents``."""
+    return chan.name.rsplit("-", 1)[0]
+
+
+def channel_info(chan: Channel, key: str) -> str | None:
+    if key == "EXTEN":
+        return chan.exten
+    if key == "CONTEXT":
+        return chan.context
+    if key == "CHANNEL":
+        return chan.name
+    if key == "UNIQUEID":
+        return chan.uniqueid
+    if key == "CALLERID(num)":
+        return chan.cid_num
+    if key == "CALLERID(name)":
+        return chan.cid_name
+    if key == "CALLERID(all)":
+        return f'"{chan.cid_name or ""}" <{chan.cid_num or ""}>'
+    return None

@@ -1,0 +1,610 @@
+"""Behaviour of the Asterisk simulator: its AMI server, its FastAGI client, its scenarios."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, protocol, reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.protocols.basic import LineReceiver
+
+from callcenter.asterisk.ami_codec import AMIDecoder
+from callcenter.sim import OriginateRequest, Simulator
+from callcenter.sim.agi_codes import parse_args
+from callcenter.sim.expressions import substitute
+from callcenter.sim.originate import parse_callerid
+from callcenter.sim.testing import ScriptedFastAGIFactory, ami_connection
+
+EPOCH = 1795535416.0
+LOGIN = b"Action: Login\r\nActionID: l1\r\nUsername: cti\r\nSecret: cti-secret\r\n\r\n"
+IVR = ["EXEC Playback beep", "GET DATA beep 3000 1", "SET VARIABLE CC_RESULT queue", "SET VARIABLE CC_QUEUE support"]
+
+
+def make(scripts=(IVR,), **options) -> tuple[Simulator, task.Clock, ScriptedFastAGIFactory]:
+    clock = task.Clock()
+    agi = ScriptedFastAGIFactory([list(s) for s in scripts], clock)
+    sim = Simulator(None, clock=clock, epoch=EPOCH, agi_server=agi, **options)
+    sim.start()
+    return sim, clock, agi
+
+
+def read(transport) -> list:
+    data = transport.value()
+    transport.clear()
+    return AMIDecoder().feed(data.split(b"\r\n", 1)[1] if data.startswith(b"Asterisk Call Manager/") else data)
+
+
+def logged_in(sim: Simulator, events: str = "on"):
+    proto, transport = ami_connection(sim)
+    proto.dataReceived(LOGIN.replace(b"\r\n\r\n", f"\r\nEvents: {events}\r\n\r\n".encode()))
+    transport.clear()
+    return proto, transport
+
+
+def names(sim: Simulator) -> list[str]:
+    return sim.event_names()
+
+
+def at(sim: Simulator, name: str, **where) -> float:
+    """Clock time of the first event ``name`` whose headers match ``where``."""
+    for when, message in sim.events:
+        if message.name == name and all(message.get(k) == v for k, v in where.items()):
+            return round(when, 4)
+    raise AssertionError(f"no {name} {where}")
+
+
+# --- AMI server ---------------------------------------------------------------
+
+def test_banner_is_one_line_without_a_blank_line_after_it():
+    sim, _, _ = make()
+    _, transport = ami_connection(sim)
+    assert transport.value() == b"Asterisk Call Manager/11.0.0\r\n"
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 1000])
+def test_login_in_any_chunk_size_gets_accepted_then_fullybooted_and_successfulauth(chunk):
+    sim, _, _ = make()
+    proto, transport = ami_connection(sim)
+    for start in range(0, len(LOGIN), chunk):
+        proto.dataReceived(LOGIN[start:start + chunk])
+    data = transport.value()
+    assert data.startswith(b"Asterisk Call Manager/11.0.0\r\nResponse: Success\r\nActionID: l1\r\n"
+                           b"Message: Authentication accepted\r\n\r\nEvent: FullyBooted\r\nPrivilege: system,all\r\n"
+                           b"Uptime: 0\r\nLastReload: 0\r\nStatus: Fully Booted\r\n\r\nEvent: SuccessfulAuth\r\n")
+    assert [m.name for m in read(transport)] == ["Success", "FullyBooted", "SuccessfulAuth"]
+
+
+def test_action_before_login_is_permission_denied_and_the_connection_stays_open():
+    sim, _, _ = make()
+    proto, transport = ami_connection(sim)
+    transport.clear()
+    proto.dataReceived(b"Action: Ping\r\nActionID: bad-20\r\n\r\n")
+    assert transport.value() == b"Response: Error\r\nActionID: bad-20\r\nMessage: Permission denied\r\n\r\n"
+    assert not transport.disconnecting
+
+
+def test_wrong_secret_is_refused_one_second_later_and_the_socket_closed():
+    sim, clock, _ = make()
+    proto, transport = ami_connection(sim)
+    transport.clear()
+    proto.dataReceived(b"Action: Login\r\nActionID: bad-21\r\nUsername: cti\r\nSecret: wrong\r\n\r\n")
+    clock.advance(0.999)
+    assert transport.value() == b""
+    clock.advance(0.001)
+    assert transport.value() == b"Response: Error\r\nActionID: bad-21\r\nMessage: Authentication failed\r\n\r\n"
+    assert transport.disconnecting
+
+
+def test_ping_without_actionid_gets_a_response_without_actionid():
+    sim, clock, _ = make()
+    proto, transport = logged_in(sim, "off")
+    clock.advance(0.5)
+    proto.dataReceived(b"Action: Ping\r\n\r\n")
+    assert transport.value() == b"Response: Success\r\nPing: Pong\r\nTimestamp: 1795535416.500000\r\n\r\n"
+
+
+def test_unknown_action_gets_the_listcommands_hint_and_a_requestbadformat_event_elsewhere():
+    sim, _, _ = make()
+    watcher, watched = logged_in(sim)
+    proto, transport = logged_in(sim, "off")
+    proto.dataReceived(b"Action: FooBar\r\nActionID: act-28\r\n\r\n")
+    assert transport.value() == (b"Response: Error\r\nActionID: act-28\r\nMessage: Invalid/unknown command: "
+                                 b"FooBar. Use Action: ListCommands to show available commands.\r\n\r\n")
+    event = read(watched)[-1]
+    assert (event.name, event.get("RequestType"), event.get("Severity")) == ("RequestBadFormat", "Action: FooBar",
+                                                                              "Error")
+
+
+def test_empty_message_is_missing_action_without_actionid():
+    sim, _, _ = make()
+    proto, transport = logged_in(sim, "off")
+    proto.dataReceived(b"\r\n")
+    assert transport.value() == b"Response: Error\r\nMessage: Missing action in request\r\n\r\n"
+
+
+def test_logoff_says_goodbye_and_closes():
+    sim, _, _ = make()
+    proto, transport = logged_in(sim)
+    proto.dataReceived(b"Action: Logoff\r\nActionID: x\r\n\r\n")
+    assert transport.value() == b"Response: Goodbye\r\nActionID: x\r\nMessage: Thanks for all the fish.\r\n\r\n"
+    assert transport.disconnecting
+
+
+def test_events_action_turns_events_off_and_on():
+    sim, clock, _ = make()
+    proto, transport = logged_in(sim)
+    proto.dataReceived(b"Action: Events\r\nActionID: e1\r\nEventMask: off\r\n\r\n")
+    assert transport.value() == b"Response: Success\r\nActionID: e1\r\nEvents: Off\r\n\r\n"
+    transport.clear()
+    sim.call("5551001", "Jane Doe")
+    assert transport.value() == b""
+    proto.dataReceived(b"Action: Events\r\nActionID: e2\r\nEventMask: call,agent\r\n\r\n")
+    assert read(transport)[0].get("Events") == "On"
+    clock.advance(0.6)
+    received = {m.name for m in read(transport)}
+    assert "Newstate" not in received and "AGIExecStart" not in received  # class agi is not on
+    sim.advance(4)
+    assert "QueueCallerJoin" in {m.name for m in read(transport)}
+
+
+def test_list_actions_have_eventlist_start_complete_and_actionid_where_asterisk_puts_it():
+    sim, _, _ = make()
+    sim.add_member("support", "7001", name="Agent 7001")
+    sim.call("5551001", "Jane Doe", digits="1")
+    sim.advance(5)
+    proto, transport = logged_in(sim, "off")
+    proto.dataReceived(b"Action: QueueStatus\r\nActionID: q1\r\nQueue: support\r\n\r\n")
+    status = read(transport)
+    assert [m.name for m in status] == ["Success", "QueueParams", "QueueMember", "QueueEntry", "QueueStatusComplete"]
+    assert status[0].headers == (("Response", "Success"), ("ActionID", "q1"), ("EventList", "start"),
+                                 ("Message", "Queue status will follow"))
+    assert status[1].headers[-1] == ("ActionID", "q1") and status[2].headers[-1] == ("ActionID", "q1")
+    assert status[2].get("Status") == "2" and status[3].get("Wait") == "3"
+    assert status[4].headers == (("Event", "QueueStatusComplete"), ("ActionID", "q1"), ("EventList", "Complete"),
+                                 ("ListItems", "3"))
+    proto.dataReceived(b"Action: CoreShowChannels\r\nActionID: c1\r\n\r\n")
+    channels = read(transport)
+    assert [m.name for m in channels] == ["Success"] + ["CoreShowChannel"] * 4 + ["CoreShowChannelsComplete"]
+    assert channels[1].headers[1] == ("ActionID", "c1") and channels[-1].get("ListItems") == "4"
+    line = sim.calls[0].line.name
+    proto.dataReceived(f"Action: Status\r\nActionID: s1\r\nChannel: {line}\r\nVariables: CC_QUEUE,NOPE\r\n\r\n"
+                       .encode())
+    one = read(transport)
+    assert one[1].get("Privilege") == "Call" and one[1].getall("Variable") == ["CC_QUEUE=support", "NOPE=(null)"]
+    assert one[2].headers == (("Event", "StatusComplete"), ("ActionID", "s1"), ("EventList", "Complete"),
+                              ("ListItems", "1"), ("Items", "1"))
+    proto.dataReceived(b"Action: QueueSummary\r\nActionID: u1\r\nQueue: support\r\n\r\n")
+    summary = read(transport)
+    assert summary[1].get("Callers") == "1" and summary[1].get("LongestHoldTime") == "3"
+    assert sim.errors == []
+
+
+def test_async_originate_answers_at_once_then_reports_with_originateresponse():
+    sim, clock, _ = make()
+    proto, transport = logged_in(sim)
+    proto.dataReceived(b"Action: Originate\r\nActionID: o1\r\nChannel: Local/6002@sim-agents/n\r\n"
+                       b"CallerID: \"Hotline\" <4000>\r\nContext: cc-outbound\r\nExten: 5552001\r\nPriority: 1\r\n"
+                       b"Async: true\r\n\r\n")
+    first = read(transport)
+    assert first[0].headers == (("Response", "Success"), ("ActionID", "o1"),
+                                ("Message", "Originate successfully queued"))
+    assert "OriginateResponse" not in [m.name for m in first]
+    sim.advance(1.1)
+    reply = next(m for m in read(transport) if m.name == "OriginateResponse")
+    assert (reply.get("ActionID"), reply.get("Response"), reply.get("Reason")) == ("o1", "Success", "4")
+    assert reply.get("Channel") == "Local/6002@sim-agents-00000000;1"
+
+
+def test_originate_to_a_missing_extension_fails_with_the_dial_string():
+    sim, _, _ = make()
+    proto, transport = logged_in(sim)
+    proto.dataReceived(b"Action: Originate\r\nActionID: o2\r\nChannel: Local/9999@from-pstn\r\nContext: sim-caller"
+                       b"\r\nExten: s\r\nPriority: 1\r\nAsync: true\r\n\r\n")
+    reply = next(m for m in read(transport) if m.name == "OriginateResponse")
+    assert (reply.get("Response"), reply.get("Reason"), reply.get("Channel"), reply.get("Uniqueid")) == \
+        ("Failure", "0", "Local/9999@from-pstn", "<unknown>")
+    proto.dataReceived(b"Action: Originate\r\nActionID: o3\r\nChannel: Local/9999@from-pstn\r\nContext: sim-caller"
+                       b"\r\nExten: s\r\nPriority: 1\r\n\r\n")
+    sync = read(transport)
+    assert sync[0].headers == (("Response", "Error"), ("ActionID", "o3"), ("Message", "Originate failed"))
+    assert "OriginateResponse" not in [m.name for m in sync]
+
+
+def test_command_setvar_getvar_and_channel_errors():
+    sim, _, _ = make()
+    proto, transport = logged_in(sim, "off")
+    proto.dataReceived(b"Action: Command\r\nActionID: c\r\nCommand: core show version\r\n\r\n")
+    assert read(transport)[0].getall("Output")[0].startswith("Asterisk 22.10.1 built by")
+    proto.dataReceived(b"Action: Command\r\nActionID: c2\r\nCommand: no such cli command\r\n\r\n")
+    error = read(transport)[0]
+    assert (error.name, error.get("Output")) == ("Error", "No such command 'no such cli command' (type 'core show "
+                                                          "help no such' for other possible commands)")
+    proto.dataReceived(b"Action: Getvar\r\nActionID: g\r\nVariable: AGENT_TALK_SECS\r\n\r\n")
+    assert read(transport)[0].headers == (("Response", "Success"), ("ActionID", "g"), ("Variable", "AGENT_TALK_SECS"),
+                                          ("Value", "30"))
+    for action, message in [(b"Redirect\r\nChannel: Local/x-00000000;2\r\nContext: c\r\nExten: s\r\nPriority: 1",
+                             "Channel does not exist: Local/x-00000000;2"),
+                            (b"Hangup\r\nChannel: Local/x-00000000;2", "No such channel"),
+                            (b"Setvar\r\nChannel: Local/x-00000000;2\r\nVariable: A\r\nValue: 1", "Channel not found"),
+                            (b"QueueAdd\r\nInterface: Local/6009@sim-agents/n", "'Queue' not specified."),
+                            (b"QueuePause\r\nInterface: Local/9@sim-agents/n\r\nPaused: true", "Interface not found")]:
+        proto.dataReceived(b"Action: " + action + b"\r\nActionID: e\r\n\r\n")
+        reply = read(transport)[0]
+        assert (reply.name, reply.get("Message")) == ("Error", message)
+
+
+def test_queue_actions_answer_then_publish_member_events():
+    sim, _, _ = make()
+    proto, transport = logged_in(sim)
+    proto.dataReceived(b"Action: QueueAdd\r\nActionID: a\r\nQueue: support\r\nInterface: Local/6001@sim-agents/n\r\n"
+                       b"MemberName: Agent 6001\r\n\r\n")
+    assert [m.name for m in read(transport)] == ["Success", "DeviceStateChange", "QueueMemberAdded",
+                                                 "DeviceStateChange"]
+    proto.dataReceived(b"Action: QueuePause\r\nActionID: p\r\nQueue: support\r\nInterface: Local/6001@sim-agents/n"
+                       b"\r\nPaused: true\r\nReason: coffee\r\n\r\n")
+    pause = read(transport)
+    assert pause[0].get("Message") == "Interface paused successfully"
+    assert pause[-1].name == "QueueMemberPause" and pause[-1].get("PausedReason") == "coffee"
+    proto.dataReceived(b"Action: QueueRemove\r\nActionID: r\r\nQueue: support\r\nInterface: Local/6001@sim-agents/n"
+                       b"\r\n\r\n")
+    assert [m.name for m in read(transport)][:2] == ["Success", "QueueMemberRemoved"]
+
+
+# --- calls on the clock -------------------------------------------------------
+
+def test_full_call_ivr_queue_agent_answers_then_hangs_up_on_the_clock():
+    """IVR (FastAGI) -> Queue(support) -> agent rings 1 s, answers, talks 4 s, hangs up: event times."""
+    sim, _, agi = make()
+    sim.agent("6001", ring=1, talk=4)
+    sim.add_member("support", "6001", name="Agent 6001")
+    call = sim.call("5551001", "Jane Doe", digits="1")
+    sim.advance(10)
+    assert sim.errors == [] and call.hungup
+    assert at(sim, "Newexten", Application="AGI") == 0.502
+    assert at(sim, "AGIExecEnd", Command="EXEC Playback beep") == pytest.approx(0.502 + 3404 / 8000)
+    assert at(sim, "DTMFEnd", Digit="1") == 2.2
+    assert at(sim, "AGIExecEnd", Command="GET DATA beep 3000 1") == 2.2
+    assert at(sim, "QueueCallerJoin") == 2.2
+    assert at(sim, "AgentConnect") == 3.2
+    assert at(sim, "AgentComplete") == pytest.approx(3.2 + 0.502 + 4)
+    connect = next(m for _, m in sim.events if m.name == "AgentConnect")
+    assert (connect.get("HoldTime"), connect.get("RingTime"), connect.get("Channel")) == ("1", "1", call.line.name)
+    assert agi.connections[0].environment["agi_calleridname"] == "Jane Doe"
+    assert agi.connections[0].lines[-1] == b"HANGUP"
+
+
+def test_scripted_caller_answers_each_prompt_that_reads_digits():
+    sim, _, agi = make([["EXEC Playback beep", "GET DATA beep 5000 2", "WAIT FOR DIGIT 5000",
+                         "SET VARIABLE CC_RESULT done"]])
+    sim.call("5551001", "Jane Doe", keys=["42", "#"], key_delay=0.5)
+    sim.advance(10)
+    replies = agi.connections[0].lines[-4:]
+    assert replies == [b"200 result=42", b"200 result=35", b"200 result=1", b"HANGUP"]
+    assert at(sim, "DTMFBegin", Digit="4") == pytest.approx(0.502 + 3404 / 8000 + 0.5)
+
+
+def test_hangup_causes_as_recorded():
+    """Caller after the agent hung up 16; busy phone 17 (its ;1 half 0); legs after a ring timeout 0."""
+    sim, _, _ = make()
+    sim.add_member("support", "8001")
+    sim.add_member("support", "7002")
+    sim.add_member("support", "6003")
+    sim.agent("6003", talk=1)
+    call = sim.call("5551001", "Jane Doe", digits="1")
+    sim.advance(40)
+    causes = {m.get("Channel"): m.get("Cause") for _, m in sim.events if m.name == "Hangup"}
+    assert causes[call.line.name] == causes[call.phone.name] == "16"
+    assert causes["Local/8001@sim-agents-00000001;2"] == "17" and causes["Local/8001@sim-agents-00000001;1"] == "0"
+    assert causes["Local/7002@sim-agents-00000002;1"] == "0"
+    assert sim.errors == []
+
+
+def test_fastagi_port_refused_sends_the_caller_to_the_fallback_queue():
+    """No FastAGI server: AGISTATUS=FAILURE, the CC_RESULT contract falls back to Queue(support)."""
+    clock = task.Clock()
+    sim = Simulator(None, clock=clock, epoch=EPOCH, agi_connector=lambda host, port, session: session.failed(
+        "Connection refused"))
+    sim.start()
+    sim.agent("6001", talk=2)
+    sim.add_member("support", "6001")
+    sim.call("5551001", "Jane Doe")
+    sim.advance(6)
+    varsets = {(m.get("Variable"), m.get("Value")) for _, m in sim.events if m.name == "VarSet"}
+    assert ("AGISTATUS", "FAILURE") in varsets and ("QUEUENAME", "support") in varsets
+    assert "AGIExecStart" not in names(sim) and "AgentConnect" in names(sim)
+
+
+@pytest.mark.parametrize("result, expected", [("done", None), ("queue", "sales"), ("bogus", "support")])
+def test_cc_result_contract(result, expected):
+    sim, _, _ = make([[f"SET VARIABLE CC_RESULT {result}", "SET VARIABLE CC_QUEUE sales"]])
+    sim.call("5551001", "Jane Doe")
+    sim.advance(3)
+    joined = [m.get("Queue") for _, m in sim.events if m.name == "QueueCallerJoin"]
+    assert joined == ([expected] if expected else [])
+
+
+@pytest.mark.parametrize("moment, member, marker", [
+    (1.0, True, "AGIExecEnd"),            # during the IVR (prompt playing)
+    (3.0, False, "QueueCallerAbandon"),   # waiting in the queue, nobody to ring
+    (3.5, True, "QueueCallerAbandon"),    # the agent phone rings (2.2 s .. 4.7 s)
+    (6.0, True, "AgentComplete"),         # talking with the agent
+])
+def test_caller_hangup_at_any_point_ends_the_call_cleanly(moment, member, marker):
+    sim, _, _ = make()
+    sim.agent("6001", ring=2.5, talk=60)
+    if member:
+        sim.add_member("support", "6001")
+    call = sim.call("5551001", "Jane Doe", digits="1")
+    sim.advance(moment)
+    call.hangup()
+    sim.advance(3)
+    assert sim.errors == [] and sim.engine.channels == {}
+    assert marker in names(sim)
+    if marker == "AgentComplete":
+        assert next(m for _, m in sim.events if m.name == "AgentComplete").get("Reason") == "caller"
+    if marker == "QueueCallerAbandon":
+        assert "AgentConnect" not in names(sim)
+
+
+def test_no_answer_rings_the_next_member_after_the_timeout_and_retry():
+    sim, _, _ = make()
+    sim.add_member("support", "7001", name="Never")
+    sim.add_member("support", "6002", name="Answers")
+    sim.agent("6002", talk=2)
+    sim.call("5551001", "Jane Doe", digits="1")
+    sim.advance(25)
+    rna = next(m for _, m in sim.events if m.name == "AgentRingNoAnswer")
+    assert (rna.get("MemberName"), rna.get("RingTime")) == ("Never", "15000")
+    assert at(sim, "AgentRingNoAnswer") == pytest.approx(2.2 + 15)
+    assert at(sim, "AgentCalled", MemberName="Answers") == pytest.approx(2.2 + 15 + 2)
+    assert "AgentComplete" in names(sim) and sim.errors == []
+
+
+def test_busy_member_then_manual_agent_answers_and_hangs_up():
+    sim, _, _ = make()
+    sim.add_member("support", "8001")
+    sim.add_member("support", "6001")
+    sim.agent("6001", mode="manual")
+    sim.call("5551001", "Jane Doe", digits="1")
+    sim.advance(4)
+    assert [m.get("DialStatus") for _, m in sim.events if m.name == "DialEnd"][-1] == "BUSY"
+    assert "AgentConnect" not in names(sim)
+    sim.answer("6001")
+    sim.advance(1)
+    assert "AgentConnect" in names(sim)
+    sim.agent_hangup("6001")
+    sim.advance(1)
+    assert next(m for _, m in sim.events if m.name == "AgentComplete").get("Reason") == "agent"
+    assert sim.engine.channels == {} and sim.errors == []
+
+
+def test_daemon_driven_acd_setvar_and_redirect_into_dial():
+    sim, clock, _ = make()
+    proto, transport = logged_in(sim)
+    call = sim.call("5552101", "ACD Caller A", dnis="4100", hold=60)
+    sim.advance(2)
+    line = call.line.name.encode()
+    proto.dataReceived(b"Action: Setvar\r\nActionID: s\r\nChannel: " + line +
+                       b"\r\nVariable: CC_AGENT_IFACE\r\nValue: Local/6001@sim-agents/n\r\n\r\n")
+    proto.dataReceived(b"Action: Redirect\r\nActionID: r\r\nChannel: " + line +
+                       b"\r\nContext: cc-connect\r\nExten: s\r\nPriority: 1\r\n\r\n")
+    got = [m.name for m in read(transport)]
+    assert got.index("MusicOnHoldStop") > got.index("Success")
+    sim.advance(2)
+    assert "DialEnd" in names(sim) and "BridgeEnter" in names(sim)
+
+
+def test_utf8_caller_name_is_c_escaped_on_ami_but_raw_in_the_agi_environment():
+    sim, _, agi = make()
+    sim.call("5551015", "Dan O'Neil? \"Zoë\"")
+    sim.advance(1)
+    newcallerid = next(m for _, m in sim.events if m.name == "NewCallerid")
+    assert newcallerid.get("CallerIDName") == "Dan O\\'Neil\\? \\\"Zoë\\\""
+    originate = next(m for _, m in sim.events if m.name == "OriginateResponse")
+    assert originate.get("CallerIDName") == "Dan O'Neil? \"Zoë\""
+    assert agi.connections[0].environment["agi_calleridname"] == "Dan O'Neil? \"Zoë\""
+    assert "Zo\xeb".encode() in newcallerid.encode()
+
+
+def test_click_to_dial_originate_through_the_api():
+    sim, _, _ = make()
+    sim.originate(OriginateRequest("Local/6002@sim-agents/n", "cc-outbound", "5552001", cid_num="4000",
+                                   cid_name="Hotline", variables=[("__CUST_TALK_SECS", "4")], action_id="c2d"))
+    sim.advance(12)
+    assert [m.get("DialStatus") for _, m in sim.events if m.name == "DialEnd"] == ["ANSWER", "ANSWER"]
+    assert sim.engine.channels == {} and sim.errors == []
+
+
+def test_restart_hangs_calls_up_sends_shutdown_and_boots_again():
+    sim, clock, _ = make()
+    proto, transport = logged_in(sim)
+    sim.call("5552001", "Waiting Caller", dnis="4100", hold=120)
+    sim.advance(1)
+    transport.clear()
+    sim.shutdown(restart=True)
+    assert [m.get("Cause") for m in read(transport) if m.name == "SoftHangupRequest"][:2] == ["4", "4"]
+    sim.advance(1.1)
+    assert [m.name for m in read(transport)] == ["Shutdown"]
+    sim.advance(0.01)
+    assert transport.disconnecting
+    sim.advance(0.39)  # 1.5 s after the command the new process accepts; it boots 50 ms
+    proto, transport = ami_connection(sim)
+    proto.dataReceived(LOGIN)
+    sim.advance(0.1)
+    got = read(transport)
+    assert [m.name for m in got] == ["Success", "SuccessfulAuth", "VarSet", "VarSet", "VarSet", "FullyBooted"]
+    assert (got[-1].get("Uptime"), got[-1].headers[2]) == ("0", ("Status", "Fully Booted"))
+    assert sim.engine.naming.local_pair("1", "x")[0].endswith("-00000000;1")
+
+
+# --- real sockets -------------------------------------------------------------
+
+class LineFastAGI(LineReceiver):
+    """A tiny FastAGI server: answers the IVR with digit 1 -> queue support."""
+
+    delimiter = b"\n"
+
+    def __init__(self, log: list) -> None:
+        self.log = log
+        self.script = list(IVR)
+        self.env = True
+        self.sent = self.received = 0
+
+    def lineReceived(self, line: bytes) -> None:
+        self.received += len(line) + 1
+        self.log.append(line)
+        if self.env:
+            self.env = bool(line)
+            if self.env:
+                return
+        elif not line.startswith(b"200"):
+            return
+        if self.script:
+            command = self.script.pop(0).encode() + b"\n"
+            self.sent += len(command)
+            self.transport.write(command)
+        else:
+            self.transport.loseWriteConnection()
+
+
+def _in_sync(sim: Simulator, servers: list[LineFastAGI]) -> bool:
+    for chan_call in sim.calls:
+        session = chan_call.agi
+        if session is None:
+            continue
+        if session.state == "connecting":
+            return False
+        written = sum(len(text.encode()) for way, text in session.transcript if way == "A->S")
+        read_back = sum(len(text.encode()) + 1 for way, text in session.transcript if way == "S->A")
+        server = servers[0] if servers else None
+        if server is None or server.received != written or server.sent != read_back:
+            return False
+    return True
+
+
+async def _run(sim: Simulator, clock: task.Clock, seconds: float, servers: list) -> None:
+    """Advance the Clock timer by timer; between timers let real I/O settle."""
+    end = clock.seconds() + seconds
+    while True:
+        for _ in range(500):
+            if _in_sync(sim, servers):
+                break
+            await task.deferLater(reactor, 0.001, lambda: None)
+        due = sim.next_timer()
+        if due is None or due > end:
+            clock.advance(max(0.0, end - clock.seconds()))
+            return
+        clock.advance(max(0.0, due - clock.seconds()))
+
+
+@pytest_twisted.ensureDeferred
+async def test_full_call_over_real_tcp_with_a_linereceiver_fastagi_server():
+    log: list[bytes] = []
+    servers: list[LineFastAGI] = []
+    factory = protocol.Factory.forProtocol(lambda: servers.append(LineFastAGI(log)) or servers[-1])
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    clock = task.Clock()
+    sim = Simulator(reactor, clock=clock, epoch=EPOCH, agi_port=port.getHost().port)
+    try:
+        sim.start()
+        sim.agent("6001", ring=1, talk=4)
+        sim.add_member("support", "6001", name="Agent 6001")
+        call = sim.call("5551001", "Jane Doe", digits="1")
+        await _run(sim, clock, 10, servers)
+        assert sim.errors == [] and call.hungup
+        assert log[:3] == [b"agi_network: yes", b"agi_network_script: ivr?dnis=4000",
+                           b"agi_request: agi://127.0.0.1:%d/ivr?dnis=4000" % port.getHost().port]
+        assert log[-5:] == [b"200 result=0", b"200 result=1", b"200 result=1", b"200 result=1", b"HANGUP"]
+        assert at(sim, "AGIExecEnd", Command="GET DATA beep 3000 1") == 2.2
+        assert at(sim, "AgentConnect") == 3.2
+        assert at(sim, "AgentComplete") == pytest.approx(7.702)
+    finally:
+        sim.stop()
+        await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_real_fastagi_port_closed_means_fallback_queue():
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    closed_port = probe.getsockname()[1]
+    probe.close()
+    clock = task.Clock()
+    sim = Simulator(reactor, clock=clock, epoch=EPOCH, agi_port=closed_port)
+    sim.start()
+    try:
+        sim.agent("6001", talk=1)
+        sim.add_member("support", "6001")
+        call = sim.call("5551001", "Jane Doe")
+        sim.advance(0.6)
+        for _ in range(200):
+            if call.agi is not None and call.agi.state != "connecting":
+                break
+            await task.deferLater(reactor, 0.005, lambda: None)
+        sim.advance(5)
+        varsets = {(m.get("Variable"), m.get("Value")) for _, m in sim.events if m.name == "VarSet"}
+        assert ("AGISTATUS", "FAILURE") in varsets and "AgentConnect" in names(sim)
+    finally:
+        sim.stop()
+
+
+class _Collect(protocol.Protocol):
+    def __init__(self) -> None:
+        self.data = b""
+        self.closed = defer.Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason=None) -> None:
+        self.closed.callback(None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_ami_over_tcp_refuses_connections_while_restarting():
+    clock = task.Clock()
+    sim = Simulator(reactor, clock=clock, epoch=EPOCH)
+    port = sim.start()
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+    try:
+        client = await connectProtocol(endpoint, _Collect())
+        client.transport.write(LOGIN)
+        await task.deferLater(reactor, 0.05, lambda: None)
+        assert client.data.startswith(b"Asterisk Call Manager/11.0.0\r\nResponse: Success\r\n")
+        sim.shutdown(restart=True)
+        sim.advance(0.05)
+        await client.closed
+        assert b"Event: Shutdown\r\nPrivilege: system,all\r\nShutdown: Cleanly\r\nRestart: True\r\n" in client.data
+        with pytest.raises(Exception):
+            await connectProtocol(endpoint, _Collect())
+        sim.advance(1.5)
+        again = await connectProtocol(endpoint, _Collect())
+        assert again.data in (b"", b"Asterisk Call Manager/11.0.0\r\n")
+        again.transport.loseConnection()
+    finally:
+        sim.stop()
+
+
+# --- small parts --------------------------------------------------------------
+
+def test_dialplan_substitution_of_the_lab_expressions():
+    values = {"PRE_WAIT": "", "DIGITS": "12"}
+    info = {"CALLERID(num)": "5551001", "EXTEN": "4000"}
+    assert substitute('${IF($["${PRE_WAIT}" = ""]?2:${PRE_WAIT})}', values.get, info.get) == "2"
+    assert substitute('$["${DIGITS}" != ""]?SendDTMF(${DIGITS})', values.get, info.get) == "1?SendDTMF(12)"
+    assert substitute("ANI=${CALLERID(num)} DNIS=${EXTEN} ${FILTER(ab,xaybz)}", values.get, info.get) == \
+        "ANI=5551001 DNIS=4000 ab"
+
+
+def test_callerid_parsing_as_recorded():
+    assert parse_callerid('"Say \\"Hi\\" \\\\ Bob" <5551012>') == ("5551012", 'Say "Hi" \\ Bob')
+    assert parse_callerid('"O"Brien \\ Co" <5551013>') == ("5551013", 'O"Brien  Co')
+    assert parse_callerid('"Smith, John" <5551016>') == ("5551016", "Smith, John")
+
+
+def test_agi_argument_parsing_like_res_agi():
+    assert parse_args('SET VARIABLE CC_NOTE "hello world"') == ["SET", "VARIABLE", "CC_NOTE", "hello world"]
+    assert parse_args('STREAM FILE beep ""') == ["STREAM", "FILE", "beep", ""]
+    assert parse_args("EXEC Set CC_X=1") == ["EXEC", "Set", "CC_X=1"]
