@@ -1,0 +1,138 @@
+"""What the engine asks the outside world to do, as frozen data.
+
+``start``/``resume`` return a list of commands.  The interpreter runs them in
+order.  A list ends either with a *request* (its result goes back into
+``resume``) or with :class:`Finished`.
+
+=================  ==========================================  ==============================
+command            does                                        result given to ``resume``
+=================  ==========================================  ==============================
+Play               play a prompt file                          -
+SayDigits          say digits one by one                       -
+SayNumber          say a whole number                          -
+SayCurrency        say an amount: units, unit prompt, cents    -
+SetLanguage        switch the channel's prompt language        -
+GetDigits          play prompts, collect up to N digits        the digits, ``""`` on timeout
+Lookup             CRM data dip by ANI or account              a mapping, or None
+QueueStats         calls waiting in queues                     ``{queue: count}``
+OpenTicketDraft    open a ticket draft in the CRM              the ticket id, or None
+RecordCallback     store a callback request                    the request id, or None
+HandOff            hand the caller to the ACD                  -
+Transfer           send the caller to an allowed number        -
+Voicemail          leave the caller in a mailbox               -
+Hangup             hang up                                     -
+Finished           the flow is over: outcome and reason        -
+=================  ==========================================  ==============================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Play:
+    prompt: str
+
+
+@dataclass(frozen=True)
+class SayDigits:
+    digits: str
+
+
+@dataclass(frozen=True)
+class SayNumber:
+    number: int
+
+
+@dataclass(frozen=True)
+class SayCurrency:
+    """``amount`` is ``"123.45"`` (never negative); units and cents are said
+    with SAY NUMBER, each followed by its prompt."""
+
+    amount: str
+    unit_prompt: str
+    cents_prompt: str
+
+
+@dataclass(frozen=True)
+class SetLanguage:
+    language: str
+
+
+@dataclass(frozen=True)
+class GetDigits:
+    prompts: tuple[str, ...]
+    timeout_ms: int
+    max_digits: int
+
+
+@dataclass(frozen=True)
+class Lookup:
+    kind: str  # ani | account
+    key: str
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    queues: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OpenTicketDraft:
+    category: str
+    summary: str
+    customer_id: str | None
+    ani: str
+
+
+@dataclass(frozen=True)
+class RecordCallback:
+    number: str
+    customer_id: str | None
+    flow: str
+    queue: str | None
+
+
+@dataclass(frozen=True)
+class HandOff:
+    queue: str
+    skills: tuple[str, ...]
+    priority: int
+    language: str
+
+
+@dataclass(frozen=True)
+class Transfer:
+    target: str
+
+
+@dataclass(frozen=True)
+class Voicemail:
+    mailbox: str
+
+
+@dataclass(frozen=True)
+class Hangup:
+    pass
+
+
+#: Outcomes of a finished flow.
+QUEUE, TRANSFER, VOICEMAIL, DONE, FALLBACK, ABANDONED = (
+    "queue", "transfer", "voicemail", "done", "fallback", "abandoned")
+
+
+@dataclass(frozen=True)
+class Finished:
+    outcome: str
+    reason: str = ""
+
+
+REQUESTS = (GetDigits, Lookup, QueueStats, OpenTicketDraft, RecordCallback)
+
+Command = (Play | SayDigits | SayNumber | SayCurrency | SetLanguage | GetDigits | Lookup | QueueStats
+           | OpenTicketDraft | RecordCallback | HandOff | Transfer | Voicemail | Hangup | Finished)
+
+
+def is_request(command: object) -> bool:
+    return isinstance(command, REQUESTS)

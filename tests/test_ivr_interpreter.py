@@ -1,0 +1,425 @@
+"""The IVR over FastAGI: the shipped flows driven by a fake Asterisk.
+
+The fake answers every command the way Asterisk 22 does in
+tests/fixtures/asterisk-22/agi_session.txt (``200 result=0 endpos=...`` for
+STREAM FILE, ``200 result= (timeout)`` for a silent GET DATA, ``200
+result=-1`` then ``HANGUP`` when the caller hangs up, 511 in dead-AGI mode),
+over a StringTransport with a task.Clock, and once over real loopback TCP.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, error, reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import Protocol
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from callcenter.asterisk.fastagi_server import FastAGIServerFactory
+from callcenter.ivr.handler import IvrHandler
+from ivr_flows.flowset import load_flowset
+from ivr_flows.memory import FixedQueueStats, InMemoryCustomers, MemoryContactRecords
+
+SHIPPED = Path(__file__).resolve().parent.parent / "ivr_flows" / "flows"
+MONDAY_10_SHANGHAI = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc).timestamp()
+DEAD = "511 Command Not Permitted on a dead channel or intercept routine"
+CUSTOMERS = [
+    {"id": "C1001", "ani": "5551001", "account": "10000008", "name": "Jane Doe", "tier": "standard",
+     "balance": "120.50", "arrears": "15.00", "language": "en"},
+    {"id": "C2001", "ani": "5552001", "name": "Li Wei", "tier": "vip", "language": "zh"},
+]
+HANGUP = object()
+
+
+def env_block(ani: str = "5551001", dnis: str = "4000", uniqueid: str = "1795535416.1") -> bytes:
+    lines = [
+        "agi_network: yes", f"agi_network_script: ivr?dnis={dnis}",
+        f"agi_request: agi://127.0.0.1:4573/ivr?dnis={dnis}", "agi_channel: Local/4000@from-pstn-00000000;2",
+        "agi_language: en", "agi_type: Local", f"agi_uniqueid: {uniqueid}", "agi_version: 22.10.1",
+        f"agi_callerid: {ani}", "agi_calleridname: Jane Doe", "agi_dnid: unknown", "agi_rdnis: unknown",
+        "agi_context: from-pstn", "agi_extension: 4000", "agi_priority: 3", "agi_accountcode: ",
+    ]
+    return ("\n".join(lines) + "\n\n").encode("utf-8", "surrogateescape")
+
+
+class AsteriskSide:
+    """Asterisk's answers to the server's commands, with a scripted caller.
+
+    ``caller`` lists what happens at each GET DATA: digits (``""`` = silence)
+    or HANGUP.  ``hangup_during`` = "STREAM FILE custom/x" hangs up during
+    that prompt.  After a hang-up Asterisk is in dead-AGI mode.
+    """
+
+    def __init__(self, caller=(), *, missing=(), hangup_during: str = "", exec_result: str = "0") -> None:
+        self.caller = list(caller)
+        self.missing = set(missing)
+        self.hangup_during = hangup_during
+        self.exec_result = exec_result
+        self.dead = False
+        self.commands: list[str] = []
+        self.variables: dict[str, str] = {}
+
+    def reply(self, line: str) -> bytes:
+        self.commands.append(line)
+        words = line.split(" ")
+        verb = " ".join(words[:2])
+        if verb in ("SET VARIABLE",):
+            self.variables[words[2]] = line.split(" ", 3)[3].strip('"')
+            return b"200 result=1\n"
+        if verb == "GET VARIABLE":
+            return b"200 result=1 (1795535416.0)\n" if words[2] == "CHANNEL(linkedid)" else b"200 result=0\n"
+        if self.dead:
+            return (b"200 result=0\n" if words[0] == "EXEC" else (DEAD + "\n").encode())
+        if verb == "STREAM FILE":
+            name = words[2].strip('"')
+            if name in self.missing:
+                return b"200 result=-1 endpos=0\n"
+            if self.hangup_during == f"STREAM FILE {name}":
+                return self.hang_up(b"200 result=-1 endpos=1200\n")
+            return b"200 result=0 endpos=8000\n"
+        if verb == "GET DATA":
+            action = self.caller.pop(0) if self.caller else HANGUP
+            if action is HANGUP:
+                return self.hang_up(b"200 result=-1\n")
+            return f"200 result={action} (timeout)\n".encode() if action == "" else f"200 result={action}\n".encode()
+        if words[0] == "SAY":
+            return b"200 result=0\n"
+        if words[0] == "EXEC":
+            return f"200 result={self.exec_result}\n".encode()
+        if words[0] == "HANGUP":
+            return self.hang_up(b"200 result=1\n")
+        return b"510 Invalid or unknown command\n"
+
+    def hang_up(self, reply: bytes) -> bytes:
+        self.dead = True
+        return reply + b"HANGUP\n"
+
+    def said(self) -> list[str]:
+        return [c for c in self.commands if c.startswith(("STREAM FILE", "SAY", "GET DATA", "EXEC"))]
+
+
+class HalfCloseTransport(StringTransport):
+    write_closed = False
+
+    def loseWriteConnection(self) -> None:
+        self.write_closed = True
+
+
+class Call:
+    """One FastAGI session of the ``ivr`` script on a StringTransport and a Clock."""
+
+    def __init__(self, asterisk: AsteriskSide, *, flows=None, customers=None, queue_stats=None, records=None,
+                 chunk: int = 0, at: float = MONDAY_10_SHANGHAI) -> None:
+        self.asterisk = asterisk
+        self.clock = task.Clock()
+        self.clock.advance(at)
+        flow_set = flows or load_flowset(SHIPPED)[0]
+        self.customers = customers if customers is not None else InMemoryCustomers(CUSTOMERS)
+        self.records = records or MemoryContactRecords()
+        self.handler = IvrHandler(lambda: flow_set, self.customers, self.records,
+                                  queue_stats or FixedQueueStats({"support": 2}), self.clock)
+        self.factory = FastAGIServerFactory({"ivr": self.handler.handle}, self.clock)
+        self.factory.doStart()
+        self.proto = self.factory.buildProtocol(None)
+        self.transport = HalfCloseTransport()
+        self.proto.makeConnection(self.transport)
+        self.chunk = chunk
+        self.ended = False
+
+    def feed(self, data: bytes) -> None:
+        size = self.chunk or len(data)
+        for i in range(0, len(data), size):
+            self.proto.dataReceived(data[i:i + size])
+
+    def start(self, **env) -> "Call":
+        self.feed(env_block(**env))
+        self.pump()
+        return self
+
+    def pump(self) -> None:
+        """Answer every command written so far; at the server's half-close, end like Asterisk."""
+        while True:
+            data = self.transport.value()
+            self.transport.clear()
+            for line in data.decode("utf-8", "surrogateescape").splitlines():
+                self.feed(self.asterisk.reply(line))
+            if not data:
+                break
+        if self.transport.write_closed and not self.ended:
+            self.ended = True
+            self.feed(b"HANGUP\n")
+            self.proto.connectionLost(Failure(error.ConnectionDone()))
+
+    @property
+    def record(self):
+        [record] = self.records.records
+        return record
+
+    @property
+    def variables(self) -> dict[str, str]:
+        return self.asterisk.variables
+
+
+def test_vip_caller_goes_straight_to_the_vip_queue_with_top_priority():
+    """The exact AGI conversation of a known VIP on 4001, ending with the dialplan contract."""
+    call = Call(AsteriskSide()).start(ani="5552001", dnis="4001")
+    assert call.asterisk.commands == [
+        "GET VARIABLE CHANNEL(linkedid)",
+        'SET VARIABLE CHANNEL(language) "zh"',
+        'STREAM FILE "custom/cc-vip-welcome" ""',
+        'SET VARIABLE CC_QUEUE "vip"',
+        'SET VARIABLE CC_SKILLS "vip"',
+        'SET VARIABLE CC_PRIORITY "100"',
+        'SET VARIABLE CC_LANGUAGE "zh"',
+        'SET VARIABLE CC_CALL_ID "1795535416.0"',
+        'SET VARIABLE CC_RESULT "queue"',
+    ]
+    assert call.transport.write_closed and call.factory.active_sessions == 0
+    assert call.clock.getDelayedCalls() == []
+    record = call.record
+    assert (record.call_id, record.ani, record.dnis, record.outcome) == ("1795535416.0", "5552001", "4001", "queue")
+    assert record.handoff.queue == "vip" and record.handoff.priority == 100
+    assert [e.node for e in record.path if e.event == "enter"] == [
+        "vip_check", "own_language", "set_language", "greeting", "vip_queue"]
+
+
+@pytest.mark.parametrize("chunk", [0, 1, 7])
+def test_billing_self_service_speaks_balance_and_arrears(chunk):
+    """Known caller, English, billing: amounts said with SAY NUMBER and the unit prompts, then goodbye."""
+    call = Call(AsteriskSide(["1", "1", ""]), chunk=chunk).start()
+    assert call.asterisk.said() == [
+        'STREAM FILE "custom/cc-welcome" ""',
+        'GET DATA "custom/cc-language-menu" 4000 1',
+        'GET DATA "custom/cc-main-menu" 5000 1',
+        'STREAM FILE "custom/cc-your-balance" ""',
+        'SAY NUMBER "120" ""', 'STREAM FILE "custom/cc-currency-unit" ""',
+        'SAY NUMBER "50" ""', 'STREAM FILE "custom/cc-currency-cents" ""',
+        'STREAM FILE "custom/cc-your-arrears" ""',
+        'SAY NUMBER "15" ""', 'STREAM FILE "custom/cc-currency-unit" ""',
+        'GET DATA "custom/cc-billing-done-menu" 5000 1',
+        'STREAM FILE "vm-goodbye" ""',
+    ]
+    assert call.asterisk.commands[-2:] == ['SET VARIABLE CC_RESULT "done"', "HANGUP"]
+    assert call.record.outcome == "done"
+    digits = [(e.node, e.event, e.value) for e in call.record.path if e.event in ("digits", "timeout")]
+    assert digits == [("choose_language", "digits", "1"), ("main_menu", "digits", "1"),
+                      ("billing_done", "timeout", "")]
+
+
+def test_unknown_caller_enters_an_account_and_reaches_billing():
+    """collect over GET DATA with max digits; the entered account is looked up in the CRM."""
+    call = Call(AsteriskSide(["1", "1", "10000008", "0"])).start(ani="5559999")
+    assert 'GET DATA "custom/cc-enter-account" 5000 8' in call.asterisk.commands
+    assert call.variables["CC_QUEUE"] == "billing" and call.variables["CC_RESULT"] == "queue"
+
+
+def test_a_caller_hanging_up_mid_flow_is_recorded_where_they_left():
+    """GET DATA gives -1 then HANGUP: no fallback, the record says abandoned at the main menu."""
+    call = Call(AsteriskSide(["1", HANGUP])).start()
+    assert "CC_RESULT" not in call.variables
+    assert call.record.outcome == "abandoned" and call.record.left_at == "hotline:main_menu"
+    assert call.factory.active_sessions == 0 and call.clock.getDelayedCalls() == []
+
+
+def test_a_caller_hanging_up_during_a_prompt_ends_cleanly():
+    """STREAM FILE result=-1 with an endpos is a hang-up, not a missing file."""
+    call = Call(AsteriskSide(hangup_during="STREAM FILE custom/cc-welcome")).start()
+    assert call.record.outcome == "abandoned" and call.record.left_at == "hotline:choose_language"
+    assert "CC_RESULT" not in call.variables
+
+
+def test_a_missing_prompt_file_is_skipped():
+    """endpos=0 means the file is missing on the box: logged, and the call goes on."""
+    call = Call(AsteriskSide(["1", "0"], missing={"custom/cc-welcome"})).start()
+    assert call.variables["CC_RESULT"] == "queue" and call.variables["CC_QUEUE"] == "support"
+
+
+def test_hostile_input_never_reaches_the_dialplan():
+    """Garbage keys are invalid input; a caller id with quotes is treated as withheld; CC_* stay clean."""
+    asterisk = AsteriskSide(["1", '9";EXEC System', "A", "0"])
+    call = Call(asterisk).start(ani='555"1001\\')
+    assert call.record.ani == ""
+    assert [e.value for e in call.record.path if e.event == "invalid"] == ["?", "?"]
+    assert call.variables == {"CC_QUEUE": "support", "CC_SKILLS": "", "CC_PRIORITY": "0", "CC_LANGUAGE": "en",
+                              "CC_CALL_ID": "1795535416.0", "CC_RESULT": "queue"}
+    assert not any("System" in c for c in asterisk.commands)
+
+
+def test_support_asks_live_queue_figures_and_records_a_callback():
+    """waiting("support") is asked through the queue-stats port; the callback goes to the CRM."""
+    call = Call(AsteriskSide(["1", "2", "1"]), queue_stats=FixedQueueStats({"support": 15})).start()
+    assert call.customers.callbacks == [{"id": "CB1", "call_id": "1795535416.0", "customer_id": "C1001",
+                                         "number": "5551001", "flow": "hotline", "queue": "support"}]
+    assert call.variables["CC_RESULT"] == "done"
+
+
+def test_a_complaint_opens_a_ticket_draft():
+    """The ticket port gets the call id, the customer and the category."""
+    call = Call(AsteriskSide(["1", "3"])).start()
+    assert call.customers.tickets[0]["category"] == "complaint"
+    assert call.customers.tickets[0]["customer_id"] == "C1001"
+    assert call.variables["CC_QUEUE"] == "complaints"
+
+
+class SlowCrm(InMemoryCustomers):
+    """Answers lookups through Deferreds, like the thread-pool adapter will."""
+
+    def __init__(self, clock, delay: float | None) -> None:
+        super().__init__(CUSTOMERS)
+        self.clock, self.delay = clock, delay
+
+    def lookup_by_ani(self, ani):
+        if self.delay is None:
+            return defer.Deferred()  # never answers
+        return task.deferLater(self.clock, self.delay, super().lookup_by_ani, ani)
+
+
+def test_crm_answers_that_come_later_are_awaited():
+    """A Deferred from the port is awaited; the flow goes on when it fires."""
+    call = Call(AsteriskSide(["1", "0"]))
+    call.handler._customers = SlowCrm(call.clock, 0.5)
+    call.start(ani="5552001", dnis="4001")
+    assert "CC_RESULT" not in call.variables
+    call.clock.advance(0.5)
+    call.pump()
+    assert call.variables["CC_QUEUE"] == "vip"
+
+
+def test_a_crm_that_never_answers_times_out_and_the_caller_goes_on():
+    """After the port timeout the lookup counts as not found: a VIP gets the hotline, not silence."""
+    call = Call(AsteriskSide(["1", "0"]))
+    call.handler._customers = SlowCrm(call.clock, None)
+    call.start(ani="5552001", dnis="4001")
+    call.clock.advance(3.0)
+    call.pump()
+    assert call.variables["CC_QUEUE"] == "support"
+    assert call.record.path[0].value == "ani not found"
+
+
+class BrokenRecords:
+    def ivr_finished(self, *args):
+        raise RuntimeError("journal disk full")
+
+
+def test_a_failing_contact_record_sink_does_not_break_the_call():
+    """The sink's error is logged; the caller still reaches the queue."""
+    call = Call(AsteriskSide(), records=BrokenRecords()).start(ani="5552001", dnis="4001")
+    assert call.variables["CC_RESULT"] == "queue"
+
+
+def flow_dir_with(tmp_path: Path, flow: str, routes_edit=("", "")) -> Path:
+    target = tmp_path / "flows"
+    shutil.copytree(SHIPPED, target, ignore=shutil.ignore_patterns(".history", "*.tests.yaml"))
+    (target / "extra.yaml").write_text(flow)
+    routes = (target / "routes.yaml").read_text().replace(*routes_edit)
+    routes = routes.replace('  "4001":', '  "4090": {flow: extra}\n  "4001":')
+    (target / "routes.yaml").write_text(routes)
+    return target
+
+
+def test_transfer_sets_the_allow_listed_target(tmp_path):
+    """A transfer node ends with CC_TRANSFER_TO and CC_RESULT=transfer."""
+    flows = load_flowset(flow_dir_with(tmp_path, 'start: t\nnodes:\n  t: {type: transfer, to: "6002"}\n'))[0]
+    call = Call(AsteriskSide(), flows=flows).start(dnis="4090")
+    assert call.asterisk.commands[-3:] == ['SET VARIABLE CC_TRANSFER_TO "6002"',
+                                           'SET VARIABLE CC_CALL_ID "1795535416.0"',
+                                           'SET VARIABLE CC_RESULT "transfer"']
+    assert call.record.outcome == "transfer" and call.record.detail == "6002"
+
+
+@pytest.mark.parametrize("exec_result, outcome, result", [("0", "voicemail", "done"), ("-2", "fallback", "fallback")])
+def test_voicemail_runs_the_application_or_falls_back(tmp_path, exec_result, outcome, result):
+    """EXEC VoiceMail with the quoted mailbox; without the application the caller gets the fallback queue."""
+    flows = load_flowset(flow_dir_with(tmp_path, 'start: v\nnodes:\n  v: {type: voicemail, mailbox: "1000@default"}\n'))[0]
+    call = Call(AsteriskSide(exec_result=exec_result), flows=flows).start(dnis="4090")
+    assert 'EXEC VoiceMail "1000@default,u"' in call.asterisk.commands
+    assert call.variables["CC_RESULT"] == result and call.record.outcome == outcome
+
+
+def test_a_number_without_route_goes_to_the_fallback_queue(tmp_path):
+    """No route and no default: CC_RESULT=fallback, recorded as such."""
+    flows = load_flowset(flow_dir_with(tmp_path, "start: h\nnodes:\n  h: {type: hangup}\n",
+                                       ("default: {flow: hotline, calendar: hotline, closed: after_hours}", "")))[0]
+    call = Call(AsteriskSide(), flows=flows).start(dnis="4999")
+    assert call.asterisk.commands == ["GET VARIABLE CHANNEL(linkedid)", 'SET VARIABLE CC_RESULT "fallback"']
+    assert call.record.outcome == "fallback" and "4999" in call.record.detail
+
+
+def test_after_hours_the_hotline_answers_with_the_closed_flow():
+    """At 22:00 Shanghai time the route picks after_hours."""
+    asterisk = AsteriskSide(["1"])
+    call = Call(asterisk, at=MONDAY_10_SHANGHAI + 12 * 3600).start()
+    assert asterisk.said()[0] == 'STREAM FILE "custom/cc-closed" ""'
+    assert call.customers.callbacks[0]["flow"] == "after_hours"
+
+
+def test_no_flows_loaded_sends_the_caller_to_the_fallback_path():
+    """A handler that cannot get a flow set raises; the FastAGI server sets CC_RESULT=fallback."""
+    call = Call(AsteriskSide())
+
+    def no_flows():
+        raise RuntimeError("no valid flows loaded")
+
+    call.handler._flows = no_flows
+    call.start()
+    assert call.asterisk.commands == ['SET VARIABLE CC_RESULT "fallback"']
+
+
+@implementer(IHalfCloseableProtocol)
+class AsteriskOverTcp(Protocol):
+    """Asterisk's end of a real TCP FastAGI connection."""
+
+    def __init__(self, asterisk: AsteriskSide) -> None:
+        self.asterisk = asterisk
+        self.buffer = b""
+        self.done = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(env_block(ani="5552001", dnis="4001"))
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            self.transport.write(self.asterisk.reply(line.decode()))
+
+    def readConnectionLost(self) -> None:
+        self.transport.write(b"HANGUP\n")
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def connectionLost(self, reason=None) -> None:
+        self.done.callback(None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_ivr_over_a_real_loopback_tcp_connection(tmp_path):
+    """The same VIP call through a listening FastAGI server and a TCP client (the VIP
+    line without business hours here: the reactor's clock is the real one)."""
+    records = MemoryContactRecords()
+    flow_set = load_flowset(flow_dir_with(tmp_path, "start: h\nnodes:\n  h: {type: hangup}\n", (
+        '"4001": {flow: vip, calendar: hotline, closed: after_hours, description: VIP line}', '"4001": {flow: vip}')))[0]
+    handler = IvrHandler(lambda: flow_set, InMemoryCustomers(CUSTOMERS), records, FixedQueueStats(), reactor)
+    factory = FastAGIServerFactory({"ivr": handler.handle}, reactor)
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+    try:
+        asterisk = AsteriskSide()
+        client = AsteriskOverTcp(asterisk)
+        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), client)
+        await client.done
+    finally:
+        await factory.shutdown()
+        await port.stopListening()
+    assert asterisk.commands[-1] == 'SET VARIABLE CC_RESULT "queue"'
+    assert asterisk.variables["CC_PRIORITY"] == "100"
+    assert records.records[0].outcome == "queue"
