@@ -1,9 +1,10 @@
 """The composition root: the one place that builds and wires the services.
 
-Start order (stop is the reverse): CRM store, live state, desktop, FastAGI,
-AMI.  The AMI link goes last so that nothing reacts to call events before
-the outputs they feed are ready, and stops first so that no event arrives
-while the rest shuts down.
+Start order (stop is the reverse): CRM store, live state, IVR flows, call
+tracking, desktop, FastAGI, AMI.  The AMI link goes last so that nothing
+reacts to call events before the outputs they feed are ready, and stops
+first so that no event arrives while the rest shuts down.  FastAGI stops
+before the CRM so that the IVR's last contact records are written.
 """
 
 from __future__ import annotations
@@ -13,11 +14,17 @@ from typing import Any
 from agent_desktop.server import DesktopService
 from callcenter.asterisk.ami_link import AMILinkService
 from callcenter.asterisk.fastagi_server import FastAGIServerFactory
+from callcenter.calls_service import CallsService
 from callcenter.config import Config
+from callcenter.contact_recorder import ContactRecorder
+from callcenter.crm_ports import CrmCustomerPort
+from callcenter.ivr.handler import IvrHandler
+from callcenter.ivr.reload import FlowService
 from callcenter.livestate_service import LiveStateService
 from callcenter.netservice import ListenService
 from callcenter.service import AsyncMultiService
 from crm_core.service import CrmService
+from ivr_flows.registry import FlowRegistry
 
 
 class Root(AsyncMultiService):
@@ -29,6 +36,8 @@ class Root(AsyncMultiService):
         super().__init__()
         self.crm: CrmService
         self.live_state: LiveStateService
+        self.ivr_flows: FlowService
+        self.calls: CallsService
         self.desktop: DesktopService
         self.fastagi: ListenService
         self.ami: AMILinkService
@@ -38,11 +47,22 @@ def build_root(config: Config, reactor: Any) -> Root:
     root = Root()
     root.crm = CrmService(reactor, config.crm)
     root.live_state = LiveStateService(config.redis)
+    root.ivr_flows = FlowService(FlowRegistry(config.ivr.flows_dir, config.ivr.routes), reactor)
+    root.calls = CallsService(reactor)
     root.desktop = DesktopService(config.desktop)
-    # No IVR handler yet: every session takes the dialplan's fallback path to Queue().
-    agi_factory = FastAGIServerFactory({}, reactor)
+
+    def write_contact(record: Any) -> Any:
+        if root.crm.writer is None:
+            raise ConnectionError("the CRM writer is not running")
+        return root.crm.writer.log(record)
+
+    recorder = ContactRecorder(write_contact, reactor.seconds)
+    root.calls.subscribe(recorder.on_call_event)
+    ivr = IvrHandler(root.ivr_flows.registry.snapshot, customers=CrmCustomerPort(lambda: root.crm.store),
+                     records=recorder, queue_stats=root.calls, clock=reactor)
+    agi_factory = FastAGIServerFactory({"ivr": ivr.handle}, reactor)
     root.fastagi = ListenService("fastagi", reactor, config.asterisk.agi_bind, config.asterisk.agi_port, agi_factory)
-    root.ami = AMILinkService(reactor, config.asterisk)
-    for svc in (root.crm, root.live_state, root.desktop, root.fastagi, root.ami):
+    root.ami = AMILinkService(reactor, config.asterisk, listener=root.calls.tracker)
+    for svc in (root.crm, root.live_state, root.ivr_flows, root.calls, root.desktop, root.fastagi, root.ami):
         svc.setServiceParent(root)
     return root

@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from callcenter.config import Config, ConfigError, load_config
+from crm_core import cli as crm_cli
+from ivr_flows.cli import build_flows_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,7 +87,12 @@ def _serve(config: Config, run_for: float | None = None) -> int:
 
     setup_logging(config.log.level, config.log.format)
     root = build_root(config, reactor)
-    return run_until_stopped(root, reactor, run_for=run_for)
+    return run_until_stopped(root, reactor, run_for=run_for, on_sighup=root.ivr_flows.reload)
+
+
+cli.add_command(build_flows_group())
+cli.add_command(crm_cli.db)
+cli.add_command(crm_cli.contacts)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import ivr_flows
@@ -15,10 +16,13 @@ FLOWS_DIR = Path(ivr_flows.__file__).resolve().parent / "flows"
 def demo_config(data_dir: Path, *, desktop_port: int = 8080, agi_port: int = 4573) -> Config:
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    flows = data_dir / "flows"
+    if not flows.exists():  # the demo's own copy: edit it and watch the daemon hot-reload it
+        shutil.copytree(FLOWS_DIR, flows, ignore=shutil.ignore_patterns(".history"))
     doc = {
         "asterisk": {"ami_secret": DEMO_AMI_SECRET, "agi_port": agi_port},
         "crm": {"url": f"sqlite:///{data_dir / 'callcenter.db'}", "journal": str(data_dir / "contacts.journal")},
         "desktop": {"port": desktop_port},
-        "ivr": {"flows_dir": str(FLOWS_DIR), "routes": str(FLOWS_DIR / "routes.yaml")},
+        "ivr": {"flows_dir": str(flows), "routes": str(flows / "routes.yaml")},
     }
     return build_config(doc, source="<demo>", base=data_dir, environ={})

@@ -9,11 +9,14 @@ at ``stop_timeout`` seconds so that the process always exits within 5 s.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import signal
+from typing import Any, Callable
 
 from twisted.application.service import IService
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.python.failure import Failure
+
+from callcenter.aio import loop_of
 
 logger = logging.getLogger(__name__)
 
@@ -22,10 +25,20 @@ EXIT_STARTUP_FAILED = 1
 
 
 def run_until_stopped(root: IService, reactor: Any, *, stop_timeout: float = 4.0,
-                      run_for: float | None = None) -> int:
+                      run_for: float | None = None, on_sighup: Callable[[], Any] | None = None) -> int:
     """Start ``root``, run the reactor until a signal (or ``run_for`` seconds),
-    stop ``root`` and return the process exit code."""
+    stop ``root`` and return the process exit code.  SIGHUP calls ``on_sighup``
+    on the reactor thread (the IVR flows reload)."""
     outcome = {"code": EXIT_OK}
+    if on_sighup is not None:
+        def hangup() -> None:
+            logger.info("SIGHUP: reloading")
+            try:
+                on_sighup()
+            except Exception:
+                logger.exception("reload on SIGHUP failed")
+
+        loop_of(reactor).add_signal_handler(signal.SIGHUP, hangup)
 
     def startup_failed(failure: Failure) -> None:
         logger.error("startup failed: %s", failure.getErrorMessage())

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from callcenter.cli import cli
 from tests.servers import free_port
+from tests.util import copy_flows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,7 +76,8 @@ def config_file(tmp_path, agi_port=None):
     path = tmp_path / "cc.toml"
     path.write_text(
         f'[asterisk]\nami_secret = "s"\nami_port = {free_port()}\nagi_port = {agi_port or free_port()}\n'
-        f'[crm]\nurl = "sqlite:///cc.db"\n[desktop]\nport = {free_port()}\n')
+        f'[crm]\nurl = "sqlite:///cc.db"\n[desktop]\nport = {free_port()}\n'
+        f'[ivr]\nflows_dir = "{copy_flows(tmp_path)}"\nroutes = "flows/routes.yaml"\n')
     return path
 
 
@@ -166,3 +168,30 @@ def test_demo_runs_on_embedded_defaults_and_stops(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "callcenter running" in out.stderr and "stopped cleanly" in out.stderr
     assert (tmp_path / "demo" / "callcenter.db").exists()
+
+
+def test_sighup_reloads_the_flows_and_refuses_a_bad_edit(tmp_path):
+    """SIGHUP revalidates the flows: a broken edit is refused and logged, the old set keeps answering."""
+    path = config_file(tmp_path)
+    proc = start_daemon(path)
+    try:
+        read_until(proc, "callcenter running", 30)
+        hotline = tmp_path / "flows" / "hotline.yaml"
+        hotline.write_text(hotline.read_text() + "\n  broken_node: {type: teleport}\n")
+        proc.send_signal(signal.SIGHUP)
+        out = read_until(proc, "IVR flow edit refused", 10)
+        out += read_until(proc, "teleport", 5)
+        assert "hotline.yaml:" in out
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_flows_commands_are_part_of_the_tool():
+    """callcenter flows validate checks the shipped flows (and their test cases)."""
+    result = CliRunner().invoke(cli, ["flows", "validate"])
+    assert result.exit_code == 0, result.output

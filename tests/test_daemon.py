@@ -16,6 +16,7 @@ from callcenter.app import build_root
 from callcenter.config import build_config
 from callcenter.service import StartupError
 from tests.servers import free_port
+from tests.util import copy_flows
 
 
 def daemon_config(tmp_path, **over):
@@ -23,6 +24,7 @@ def daemon_config(tmp_path, **over):
         "asterisk": {"ami_secret": "s", "ami_port": free_port(), "agi_port": free_port()},
         "crm": {"url": f"sqlite:///{tmp_path / 'cc.db'}", "journal": str(tmp_path / "j")},
         "desktop": {"port": free_port()},
+        "ivr": {"flows_dir": copy_flows(tmp_path), "routes": str(tmp_path / "flows" / "routes.yaml")},
     }
     for section, values in over.items():
         doc.setdefault(section, {}).update(values)

@@ -28,3 +28,16 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 5.0, what: 
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+def copy_flows(target) -> str:
+    """A private copy of the shipped IVR flows (the daemon keeps versions next to them)."""
+    import shutil
+    from pathlib import Path
+
+    import ivr_flows
+
+    dest = Path(target) / "flows"
+    shutil.copytree(Path(ivr_flows.__file__).parent / "flows", dest,
+                    ignore=shutil.ignore_patterns(".history"), dirs_exist_ok=True)
+    return str(dest)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from callcenter.aio import as_deferred, loop_of
-from callcenter.asterisk.ami_client import AMIClient
+from callcenter.asterisk.ami_client import AMIClient, AMIListener
 from callcenter.backoff import Backoff
 from callcenter.config import AsteriskConfig
 from callcenter.service import AsyncService
@@ -20,8 +20,10 @@ class AMILinkService(AsyncService):
 
     name = "ami"
 
-    def __init__(self, reactor: Any, config: AsteriskConfig, backoff: Backoff = Backoff()):
+    def __init__(self, reactor: Any, config: AsteriskConfig, listener: AMIListener | None = None,
+                 backoff: Backoff = Backoff()):
         self._reactor = reactor
+        self._listener = listener
         self._config = config
         self._backoff = backoff
         self.client: AMIClient | None = None
@@ -30,7 +32,7 @@ class AMILinkService(AsyncService):
         self.client = AMIClient(host=self._config.ami_host, port=self._config.ami_port,
                                 username=self._config.ami_user, secret=self._config.ami_secret,
                                 ssl=self._config.ami_tls, loop=loop_of(self._reactor),
-                                backoff=self._backoff)
+                                listener=self._listener, backoff=self._backoff)
         self.client.start()
 
     async def stop(self) -> None:

@@ -23,7 +23,8 @@ def substitute(text: str, lookup: Lookup, channel_info: Callable[[str], str | No
     """Expand every ``${...}`` and ``$[...]`` in ``text``.
 
     ``lookup(name)`` returns a variable (None if unset); ``channel_info(key)``
-    answers EXTEN, CONTEXT, CHANNEL, UNIQUEID and CALLERID(num|name|all).
+    answers EXTEN, CONTEXT, CHANNEL, UNIQUEID, CALLERID(num|name|all) and
+    CHANNEL(linkedid|uniqueid|name).
     """
     out: list[str] = []
     pos = 0
@@ -67,6 +68,8 @@ def _variable(expr: str, lookup: Lookup, channel_info: Callable[[str], str | Non
     name, arg = match.groups()
     if name == "CALLERID":
         return channel_info(f"CALLERID({arg.strip().lower()})") or ""
+    if name == "CHANNEL":
+        return channel_info(f"CHANNEL({arg.strip().lower()})") or ""
     if name == "IF":
         condition, _, branches = arg.partition("?")
         when_true, _, when_false = branches.partition(":")

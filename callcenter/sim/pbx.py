@@ -371,8 +371,12 @@ def channel_info(chan: Channel, key: str) -> str | None:
         return chan.context
     if key == "CHANNEL":
         return chan.name
-    if key == "UNIQUEID":
+    if key in ("UNIQUEID", "CHANNEL(uniqueid)"):
         return chan.uniqueid
+    if key == "CHANNEL(linkedid)":
+        return chan.linkedid
+    if key == "CHANNEL(name)":
+        return chan.name
     if key == "CALLERID(num)":
         return chan.cid_num
     if key == "CALLERID(name)":

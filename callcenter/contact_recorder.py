@@ -1,0 +1,124 @@
+"""Contact records from what the daemon sees of a call.
+
+Two sources write to the same contact (keyed by the call's linkedid) and the
+CRM merges the writes field by field (``crm_core.contacts``):
+
+* the IVR, when it is over for the call: path, self-service outcome, queue,
+  skills and priority of the hand-off;
+* the call tracker, when the call ends: direction, numbers, timing, agent,
+  transfers, abandon flag and hang-up cause.
+
+Writes go to the CRM's ``ContactWriter``, which makes each durable in its
+journal before it touches the database; a failed write is logged with the
+call id and never raised into the tracker or the IVR.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+from acd.events import CallEnded, CallRecord
+from callcenter.logging import call_id_context
+from crm_core.records import ContactRecord, IvrStep, Transfer
+from ivr_flows.commands import HandOff
+from ivr_flows.state import DIGITS, ENTER, PathEntry
+
+logger = logging.getLogger(__name__)
+
+
+def _utc(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc)
+
+
+def _span(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else round(max(0.0, end - start), 3)
+
+
+def ivr_steps(path: Sequence[PathEntry]) -> tuple[IvrStep, ...]:
+    """``flow:node`` for each node entered, with the digits keyed there; other
+    outcomes (timeout, invalid, lookup results) as ``flow:node/event value``."""
+    steps = []
+    for entry in path:
+        where = f"{entry.flow}:{entry.node}" if entry.node else entry.flow
+        if entry.event == ENTER:
+            steps.append(IvrStep(where))
+        elif entry.event == DIGITS:
+            steps.append(IvrStep(where, entry.value))
+        else:
+            steps.append(IvrStep(f"{where}/{entry.event}" + (f" {entry.value}" if entry.value else "")))
+    return tuple(steps)
+
+
+def contact_from_call(call: CallRecord) -> ContactRecord:
+    """The tracker's part of a contact record, from an ended call."""
+    end = call.ended_at
+    talk_end = end
+    wait_from = call.queued_at
+    wait_to = call.answered_at if call.answered_at is not None else end
+    holds = sum((_span(h.started_at, h.ended_at if h.ended_at is not None else end) or 0.0) for h in call.holds)
+    ring = None
+    if call.answered_at is not None:
+        answered = [o for o in call.offers if o.agent_channel == call.agent_channel]
+        ring = _span(answered[-1].offered_at, call.answered_at) if answered else None
+    return ContactRecord(
+        linkedid=call.call_id,
+        started_at=_utc(call.arrived_at),
+        direction=call.direction,
+        ani=call.ani or "",
+        dnis=call.dnis or "",
+        caller_name=call.caller_name,
+        queue=call.queue,
+        enqueued_at=_utc(call.queued_at),
+        offered_at=_utc(call.offered_at),
+        answered_at=_utc(call.answered_at),
+        ended_at=_utc(end),
+        wait_seconds=_span(wait_from, wait_to),
+        ring_seconds=ring,
+        talk_seconds=_span(call.answered_at, talk_end),
+        hold_seconds=round(holds, 3) if call.holds else None,
+        agent=call.member_name or call.agent_interface,
+        transfers=tuple(Transfer(t.to or "", t.kind, _utc(t.at)) for t in call.transfers) or None,
+        abandoned=call.abandoned,
+        hangup_cause=(f"{call.cause} {call.cause_txt or ''}".strip() if call.cause is not None else None),
+    )
+
+
+class ContactRecorder:
+    """Tracker events and IVR results -> contact records for the CRM writer."""
+
+    def __init__(self, log: Callable[[ContactRecord], Any], clock: Callable[[], float]):
+        self._log = log
+        self._clock = clock
+
+    def _write(self, record: ContactRecord) -> None:
+        with call_id_context(record.linkedid):
+            try:
+                d = self._log(record)
+            except Exception:
+                logger.exception("contact record of call %s refused", record.linkedid)
+                return
+            if hasattr(d, "addErrback"):
+                d.addErrback(lambda f: logger.error("contact record of call %s not written: %s",
+                                                    record.linkedid, f.getErrorMessage()))
+
+    # The tracker's emit target.
+    def on_call_event(self, event: Any) -> None:
+        if isinstance(event, CallEnded):
+            self._write(contact_from_call(event.record))
+
+    # ivr_flows.ports.ContactRecordSink
+    def ivr_finished(self, call_id: str, ani: str, dnis: str, path: Sequence[PathEntry], outcome: str,
+                     handoff: HandOff | None, left_at: str, detail: str) -> None:
+        self._write(ContactRecord(
+            linkedid=call_id,
+            started_at=_utc(self._clock()),
+            ani=ani or None,
+            dnis=dnis or None,
+            ivr_path=ivr_steps(path) + (IvrStep(f"end:{left_at}", detail or None),),
+            self_service=outcome,
+            queue=handoff.queue if handoff else None,
+            priority=handoff.priority if handoff else None,
+            skills=tuple((s, 1) for s in handoff.skills) if handoff else None,
+        ))

@@ -1,0 +1,94 @@
+"""The CRM store behind the IVR's ports (``ivr_flows.ports``).
+
+The IVR reads customers as plain mappings (``id``, ``name``, ``tier``,
+``balance``, ``arrears``, ``account``, ``language``); this adapter builds
+them from the CRM's frozen records.  Every method returns a Deferred: the
+work runs on the CRM's database thread pool, never on the reactor.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping
+
+from crm_core.api import CrmStore
+from crm_core.records import CustomerBrief, CustomerView
+from crm_core.tickets import NewTicket
+
+logger = logging.getLogger(__name__)
+
+#: The IVR's ticket categories -> the CRM's ticket kinds.
+TICKET_KIND = {"complaint": "complaint", "consultation": "consultation", "fault": "fault",
+               "fault_report": "fault", "service_order": "service_order"}
+ACTOR = "ivr"
+
+
+def customer_mapping(view: CustomerView, brief: CustomerBrief | None = None) -> dict[str, Any]:
+    profile = view.profile
+    account = view.accounts[0].account_no if view.accounts else None
+    return {
+        "id": str(profile.id),
+        "name": profile.name,
+        "tier": profile.tier,
+        "language": profile.language,
+        "balance": str(view.balance),
+        "arrears": str(view.arrears),
+        "arrears_since": view.arrears_since.isoformat() if view.arrears_since else "",
+        "account": account or "",
+        "blacklisted": profile.blacklisted,
+        "preferred_agent": profile.preferred_agent or "",
+        "open_tickets": len(view.open_tickets),
+    }
+
+
+class CrmCustomerPort:
+    """``ivr_flows.ports.CustomerPort`` on the CRM store."""
+
+    def __init__(self, store: Callable[[], CrmStore | None]):
+        self._get_store = store
+
+    @property
+    def _store(self) -> CrmStore:
+        store = self._get_store()
+        if store is None:
+            raise ConnectionError("the CRM store is not running")
+        return store
+
+    async def _view(self, brief: CustomerBrief | None) -> Mapping[str, Any] | None:
+        if brief is None:
+            return None
+        view = await self._store.customer_view(brief.id)
+        return None if view is None else customer_mapping(view, brief)
+
+    async def lookup_by_ani(self, ani: str) -> Mapping[str, Any] | None:
+        found = await self._store.lookup_by_ani(ani, limit=1)
+        return await self._view(found[0] if found else None)
+
+    async def lookup_by_account(self, account: str) -> Mapping[str, Any] | None:
+        return await self._view(await self._store.lookup_by_account(account))
+
+    async def open_ticket_draft(self, *, call_id: str, customer_id: str | None, ani: str, category: str,
+                                summary: str) -> str | None:
+        kind = TICKET_KIND.get(category, "consultation")
+        ticket = await self._store.open_ticket(NewTicket(
+            kind=kind, subject=summary[:200] or f"{kind} from {ani}", created_by=ACTOR,
+            customer_id=_int(customer_id), description=f"Opened in the IVR for caller {ani}.",
+            linkedids=(call_id,)))
+        return str(ticket.id)
+
+    async def record_callback(self, *, call_id: str, customer_id: str | None, number: str, flow: str,
+                              queue: str | None) -> str | None:
+        """A callback request is a service order: the back office works it like any other."""
+        ticket = await self._store.open_ticket(NewTicket(
+            kind="service_order", subject=f"Callback request to {number}", created_by=ACTOR,
+            customer_id=_int(customer_id),
+            description=f"Caller asked to be called back on {number} (flow {flow}, queue {queue or '-'}).",
+            linkedids=(call_id,)))
+        return str(ticket.id)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
