@@ -36,6 +36,9 @@ class CrmStore:
         """Who is calling: customers with this number in any format, best first."""
         return self._pool.run(lookup.thd_lookup_by_ani, self._engine, ani, self.region, limit=limit)
 
+    def lookup_by_account(self, account_no: str) -> "Deferred[CustomerBrief | None]":
+        return self._pool.run(lookup.thd_lookup_by_account, self._engine, account_no)
+
     def customer_view(self, customer_id: int) -> "Deferred[CustomerView | None]":
         return self._pool.run(views.thd_customer_view, self._engine, customer_id)
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from crm_core.customers import fold
 from crm_core.db import read_conn
-from crm_core.models import TIERS, agents, customer_emails, customer_name_keys, customer_phones, customers, tickets
+from crm_core.models import TIERS, accounts, agents, customer_emails, customer_name_keys, customer_phones, customers, tickets
 from crm_core.phones import parse_number
 from crm_core.records import CustomerBrief
 
@@ -60,6 +60,17 @@ def thd_lookup_by_ani(engine: Engine, ani: str, region: str, *, limit: int = 5) 
         if row.id not in best or rank < best[row.id][0]:
             best[row.id] = (rank, brief_of(row, row.e164 or row.raw))
     return tuple(brief for _, brief in sorted(best.values(), key=lambda pair: pair[0]))[:limit]
+
+
+def thd_lookup_by_account(engine: Engine, account_no: str) -> CustomerBrief | None:
+    """The customer owning account ``account_no`` (as entered in the IVR), or None."""
+    text = account_no.strip()
+    if not text or len(text) > 32:
+        return None
+    with read_conn(engine) as conn:
+        row = conn.execute(brief_select().join(accounts, accounts.c.customer_id == customers.c.id)
+                           .where(accounts.c.account_no == bindparam("no")), {"no": text}).first()
+    return None if row is None else brief_of(row)
 
 
 def thd_search_customers(engine: Engine, query: str, region: str, *, limit: int = 20) -> tuple[CustomerBrief, ...]:
