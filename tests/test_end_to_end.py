@@ -112,3 +112,42 @@ async def test_a_hotline_call_is_tracked_end_to_end_and_logged_once(lab):
     assert contact.answered_at is not None and contact.abandoned is False
     assert contact.agent
     assert contact.linkedid == call.line.linkedid
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_caller_hanging_up_in_the_ivr_is_logged_where_they_left(lab):
+    """The caller leaves in the main menu: the contact says so, and the call is not in the tracker."""
+    sim, root, events = lab
+    await until(lambda: root.ami.client is not None and root.ami.client.logged_in.is_set(), 10, "AMI login")
+    call = sim.call("5551001", "Jane Doe", dnis="4000", keys=["1"])
+    await until(lambda: any(getattr(e, "call_id", None) and type(e).__name__ == "CallEnteredIvr" for e in events),
+                10, "the IVR")
+    await sleep(2.0)
+    call.hangup()
+    await until(lambda: any(isinstance(e, CallEnded) for e in events), 10, "the call to end")
+    ended = next(e for e in events if isinstance(e, CallEnded))
+    await until(lambda: root.fastagi.factory.active_sessions == 0, 5, "the FastAGI session to close")
+    await root.crm.writer.wait_flushed()
+    contact = await root.crm.store.contact(ended.call_id)
+    assert contact.self_service == "abandoned"
+    assert contact.ivr_path[-1].node.startswith("end:hotline:")
+    assert contact.answered_at is None and contact.queue is None
+    assert root.calls.tracker.calls == {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_asterisk_restart_mid_call_drops_the_call_and_the_link_comes_back(lab):
+    """core restart now with a caller waiting: the call ends, AMI reconnects and resyncs."""
+    sim, root, events = lab
+    await until(lambda: root.ami.client is not None and root.ami.client.logged_in.is_set(), 10, "AMI login")
+    sim.agent("7001")  # never answers: the caller waits in the queue
+    sim.add_member("support", "7001")
+    sim.call("5551001", "Jane Doe", dnis="4000", keys=["1", "0"])
+    await until(lambda: any(isinstance(e, CallQueued) for e in events), 15, "the caller to queue")
+    sim.shutdown(restart=True)
+    await until(lambda: any(isinstance(e, CallEnded) for e in events), 10, "the call to end")
+    await until(lambda: not root.ami.client.logged_in.is_set(), 10, "the link to drop")
+    await until(lambda: root.ami.client.logged_in.is_set(), 15, "the link to come back")
+    assert root.calls.tracker.calls == {}
+    ended = next(e for e in events if isinstance(e, CallEnded))
+    assert ended.record.abandoned is False  # hung up by the shutdown, not by the caller
