@@ -12,6 +12,12 @@ from crm_core import cli as crm_cli
 from ivr_flows.cli import build_flows_group
 
 
+def _open_crm(url: str):  # `flows test --customer-db URL`: read-only lookups in a real CRM
+    from callcenter.crm_ports import OfflineCrmCustomers
+
+    return OfflineCrmCustomers(url)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="callcenter")
 def cli() -> None:
@@ -90,7 +96,7 @@ def _serve(config: Config, run_for: float | None = None) -> int:
     return run_until_stopped(root, reactor, run_for=run_for, on_sighup=root.ivr_flows.reload)
 
 
-cli.add_command(build_flows_group())
+cli.add_command(build_flows_group(_open_crm))
 cli.add_command(crm_cli.db)
 cli.add_command(crm_cli.contacts)
 

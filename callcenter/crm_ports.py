@@ -92,3 +92,43 @@ def _int(value: str | None) -> int | None:
         return int(value) if value else None
     except ValueError:
         return None
+
+
+class OfflineCrmCustomers:
+    """The CRM for ``callcenter flows test --customer-db URL``: real lookups, no writes.
+
+    The offline runner is a dry run outside the daemon, so it may block, and
+    it must not open tickets or callbacks in a live CRM: those answer with a
+    marker id instead.
+    """
+
+    def __init__(self, url: str, region: str = "CN"):
+        from crm_core.db import make_engine
+
+        self._engine = make_engine(url)
+        self._region = region
+
+    def _mapping(self, brief: CustomerBrief | None) -> Mapping[str, Any] | None:
+        from crm_core.views import thd_customer_view
+
+        if brief is None:
+            return None
+        view = thd_customer_view(self._engine, brief.id)
+        return None if view is None else customer_mapping(view, brief)
+
+    def lookup_by_ani(self, ani: str) -> Mapping[str, Any] | None:
+        from crm_core.lookup import thd_lookup_by_ani
+
+        found = thd_lookup_by_ani(self._engine, ani, self._region, limit=1)
+        return self._mapping(found[0] if found else None)
+
+    def lookup_by_account(self, account: str) -> Mapping[str, Any] | None:
+        from crm_core.lookup import thd_lookup_by_account
+
+        return self._mapping(thd_lookup_by_account(self._engine, account))
+
+    def open_ticket_draft(self, **_: Any) -> str:
+        return "dry-run"
+
+    def record_callback(self, **_: Any) -> str:
+        return "dry-run"

@@ -28,7 +28,9 @@ from ivr_flows.ports import CustomerPort
 from ivr_flows.registry import HISTORY_DIR, rollback
 from ivr_flows.testing import ScriptError, format_result, run_call
 
-DEFAULT_FLOWS_DIR = "ivr_flows/flows"
+#: ./ivr_flows/flows when run from a checkout (the config's default), else the shipped flows.
+DEFAULT_FLOWS_DIR = ("ivr_flows/flows" if Path("ivr_flows/flows").is_dir()
+                     else str(Path(__file__).resolve().parent / "flows"))
 
 CustomerOpener = Callable[[str], CustomerPort]
 
