@@ -15,7 +15,7 @@ from callcenter.ivr.handler import IvrHandler
 from ivr_flows.flowset import load_flowset
 from ivr_flows.memory import FixedQueueStats, InMemoryCustomers, MemoryContactRecords
 
-scenarios = pytest.importorskip("callcenter.sim.scenarios")
+from callcenter.sim import scenarios  # noqa: E402
 
 SHIPPED = Path(__file__).resolve().parent.parent / "ivr_flows" / "flows"
 MONDAY_10_SHANGHAI = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc).timestamp()
