@@ -110,9 +110,11 @@ class ContactRecorder:
 
     # ivr_flows.ports.ContactRecordSink
     def ivr_finished(self, call_id: str, ani: str, dnis: str, path: Sequence[PathEntry], outcome: str,
-                     handoff: HandOff | None, left_at: str, detail: str) -> None:
+                     handoff: HandOff | None, left_at: str, detail: str, *,
+                     customer_id: str | None = None) -> None:
         self._write(ContactRecord(
             linkedid=call_id,
+            customer_id=int(customer_id) if customer_id and customer_id.isdigit() else None,
             started_at=_utc(self._clock()),
             ani=ani or None,
             dnis=dnis or None,

@@ -95,5 +95,5 @@ class MemoryContactRecords:
         self.records: list[IvrRecord] = []
 
     def ivr_finished(self, call_id: str, ani: str, dnis: str, path: Any, outcome: str,
-                     handoff: HandOff | None, left_at: str, detail: str) -> None:
+                     handoff: HandOff | None, left_at: str, detail: str, *, customer_id: str | None = None) -> None:
         self.records.append(IvrRecord(call_id, ani, dnis, tuple(path), outcome, handoff, left_at, detail))

@@ -54,11 +54,13 @@ class ContactRecordSink(Protocol):
     """Where the IVR part of a call's contact record goes."""
 
     def ivr_finished(self, call_id: str, ani: str, dnis: str, path: Sequence[PathEntry], outcome: str,
-                     handoff: HandOff | None, left_at: str, detail: str) -> MaybeAsync[None]:
+                     handoff: HandOff | None, left_at: str, detail: str, *,
+                     customer_id: str | None = None) -> MaybeAsync[None]:
         """The IVR is over for ``call_id``.
 
         ``path`` holds every node entered and every input; ``outcome`` is
         queue, transfer, voicemail, done, fallback or abandoned (the caller
         hung up); ``left_at`` is the ``flow:node`` where the IVR ended;
-        ``detail`` is the transfer target, the mailbox or the fallback reason.
+        ``detail`` is the transfer target, the mailbox or the fallback reason;
+        ``customer_id`` the customer the IVR identified, if any.
         """

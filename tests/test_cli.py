@@ -158,16 +158,21 @@ def test_failed_start_exits_1_with_the_reason(tmp_path):
 
 
 def test_demo_runs_on_embedded_defaults_and_stops(tmp_path):
-    """callcenter demo starts everything on SQLite with no config file and stops after --duration."""
+    """callcenter demo: the daemon on SQLite against the simulated Asterisk, with callers, stops after --duration."""
     env = {**os.environ}
     env.pop("CALLCENTER_AMI_SECRET", None)
-    out = subprocess.run([sys.executable, "-m", "callcenter", "demo", "--duration", "1",
+    out = subprocess.run([sys.executable, "-m", "callcenter", "demo", "--duration", "8", "--call-every", "1",
                           "--data-dir", str(tmp_path / "demo"), "--desktop-port", str(free_port()),
                           "--agi-port", str(free_port())],
-                         capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+                         capture_output=True, text=True, timeout=90, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "callcenter running" in out.stderr and "stopped cleanly" in out.stderr
-    assert (tmp_path / "demo" / "callcenter.db").exists()
+    assert "AMI logged in as cti" in out.stderr and "demo call 1:" in out.stderr
+    assert "Traceback" not in out.stderr
+    listed = subprocess.run([sys.executable, "-m", "callcenter", "contacts", "list", "--json", "--url",
+                             f"sqlite:///{tmp_path / 'demo' / 'callcenter.db'}"],
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and listed.stdout.count("linkedid") >= 1, listed.stderr
 
 
 def test_sighup_reloads_the_flows_and_refuses_a_bad_edit(tmp_path):

@@ -78,6 +78,10 @@ async def test_a_hotline_call_is_tracked_end_to_end_and_logged_once(lab):
     """IVR (English, then 0), queue support, agent 6001 rings 1 s, answers, talks 1 s, hangs up."""
     sim, root, events = lab
     await until(lambda: root.ami.client is not None and root.ami.client.logged_in.is_set(), 10, "AMI login")
+    from crm_core.customers import NewCustomer, thd_create_customer
+
+    customer = await root.crm.pool.run(thd_create_customer, root.crm.engine,
+                                       NewCustomer("Zoë 张伟", language="en", phones=("5551001",)), "CN")
     sim.agent("6001", ring=1, talk=1)
     sim.add_member("support", "6001")
     call = sim.call("5551001", "Zoë 张伟", dnis="4000", keys=["1", "0"])
@@ -111,6 +115,7 @@ async def test_a_hotline_call_is_tracked_end_to_end_and_logged_once(lab):
     assert contact.talk_seconds == pytest.approx(completed.talk_seconds, abs=0.01)
     assert contact.answered_at is not None and contact.abandoned is False
     assert contact.agent
+    assert contact.customer_id == customer
     assert contact.linkedid == call.line.linkedid
 
 

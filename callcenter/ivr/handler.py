@@ -210,5 +210,7 @@ class _Call:
     async def record(self, outcome: str, detail: str) -> None:
         path = self.state.path if self.state is not None else ()
         handoff = self.state.handoff if self.state is not None and outcome in (cmd.QUEUE, cmd.ABANDONED) else None
+        customer = self.state.variables.get("customer.id") if self.state is not None else None
         await self.handler.ask(self.call_id, "contact record", self.handler.records.ivr_finished,
-                               self.call_id, self.ani, self.dnis, path, outcome, handoff, self.left_at, detail)
+                               self.call_id, self.ani, self.dnis, path, outcome, handoff, self.left_at, detail,
+                               customer_id=str(customer) if customer not in (None, "") else None)
