@@ -56,8 +56,9 @@ def build_root(config: Config, reactor: Any) -> Root:
             raise ConnectionError("the CRM writer is not running")
         return root.crm.writer.log(record)
 
-    recorder = ContactRecorder(write_contact, reactor.seconds)
+    recorder = ContactRecorder(write_contact, reactor.seconds, root.calls.call_started)
     root.calls.subscribe(recorder.on_call_event)
+    root.calls.at_stop(recorder.calls_unfinished)
     ivr = IvrHandler(root.ivr_flows.registry.snapshot, customers=CrmCustomerPort(lambda: root.crm.store),
                      records=recorder, queue_stats=root.calls, clock=reactor)
     agi_factory = FastAGIServerFactory({"ivr": ivr.handle}, reactor)

@@ -30,12 +30,21 @@ class CallsService(AsyncService):
     def __init__(self, reactor: Any, *, reap_every: float = 60.0):
         self._reactor = reactor
         self._consumers: list[Consumer] = []
+        self._at_stop: list[Callable[[list[Any]], None]] = []
         self.tracker = CallTracker(self._fan_out, reactor.seconds)
         self._reap_every = reap_every
         self._reaper: LoopingCall | None = None
 
     def subscribe(self, consumer: Consumer) -> None:
         self._consumers.append(consumer)
+
+    def at_stop(self, consumer: Callable[[list[Any]], None]) -> None:
+        """``consumer(calls)`` gets the calls still up when the daemon stops."""
+        self._at_stop.append(consumer)
+
+    def call_started(self, call_id: str) -> float | None:
+        call = self.tracker.get(call_id)
+        return None if call is None else call.arrived_at
 
     def _fan_out(self, event: Any) -> None:
         for consumer in self._consumers:
@@ -68,3 +77,11 @@ class CallsService(AsyncService):
         if self._reaper is not None and self._reaper.running:
             self._reaper.stop()
         self._reaper = None
+        live = [c for c in self.tracker.calls.values()]
+        if live:
+            logger.info("stopping with %d call(s) up; recording them as they are", len(live))
+        for consumer in self._at_stop:
+            try:
+                consumer(live)
+            except Exception:
+                logger.exception("recording unfinished calls failed")

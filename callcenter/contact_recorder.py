@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from acd.events import CallEnded, CallRecord
 from callcenter.logging import call_id_context
@@ -34,6 +34,13 @@ def _utc(ts: float | None) -> datetime | None:
 
 def _span(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else round(max(0.0, end - start), 3)
+
+
+def _customer_id(value: str | None) -> int | None:
+    try:
+        return int(value) if value and value.isascii() and value.isdigit() else None
+    except ValueError:
+        return None
 
 
 def ivr_steps(path: Sequence[PathEntry]) -> tuple[IvrStep, ...]:
@@ -58,16 +65,15 @@ def contact_from_call(call: CallRecord) -> ContactRecord:
     wait_from = call.queued_at
     wait_to = call.answered_at if call.answered_at is not None else end
     holds = sum((_span(h.started_at, h.ended_at if h.ended_at is not None else end) or 0.0) for h in call.holds)
-    ring = None
-    if call.answered_at is not None:
-        answered = [o for o in call.offers if o.agent_channel == call.agent_channel]
-        ring = _span(answered[-1].offered_at, call.answered_at) if answered else None
+    # answered_at is the first answer: the ring that led to it is the first answered offer's.
+    answered = [o for o in call.offers if o.outcome == "answered"]
+    ring = round(answered[0].ring_seconds, 3) if answered else None
     return ContactRecord(
         linkedid=call.call_id,
         started_at=_utc(call.arrived_at),
         direction=call.direction,
-        ani=call.ani or "",
-        dnis=call.dnis or "",
+        ani=call.ani,       # None when unknown: an empty string would clear the IVR's value
+        dnis=call.dnis,
         caller_name=call.caller_name,
         queue=call.queue,
         enqueued_at=_utc(call.queued_at),
@@ -88,9 +94,11 @@ def contact_from_call(call: CallRecord) -> ContactRecord:
 class ContactRecorder:
     """Tracker events and IVR results -> contact records for the CRM writer."""
 
-    def __init__(self, log: Callable[[ContactRecord], Any], clock: Callable[[], float]):
+    def __init__(self, log: Callable[[ContactRecord], Any], clock: Callable[[], float],
+                 call_started: Callable[[str], float | None] = lambda call_id: None):
         self._log = log
         self._clock = clock
+        self._call_started = call_started
 
     def _write(self, record: ContactRecord) -> None:
         with call_id_context(record.linkedid):
@@ -108,14 +116,20 @@ class ContactRecorder:
         if isinstance(event, CallEnded):
             self._write(contact_from_call(event.record))
 
+    def calls_unfinished(self, calls: Iterable[CallRecord]) -> None:
+        """The daemon stops with these calls still up: record what is known so far."""
+        for call in calls:
+            self._write(contact_from_call(call))
+
     # ivr_flows.ports.ContactRecordSink
     def ivr_finished(self, call_id: str, ani: str, dnis: str, path: Sequence[PathEntry], outcome: str,
                      handoff: HandOff | None, left_at: str, detail: str, *,
                      customer_id: str | None = None) -> None:
+        started = self._call_started(call_id)
         self._write(ContactRecord(
             linkedid=call_id,
-            customer_id=int(customer_id) if customer_id and customer_id.isdigit() else None,
-            started_at=_utc(self._clock()),
+            customer_id=_customer_id(customer_id),
+            started_at=_utc(started if started is not None else self._clock()),
             ani=ani or None,
             dnis=dnis or None,
             ivr_path=ivr_steps(path) + (IvrStep(f"end:{left_at}", detail or None),),

@@ -45,8 +45,10 @@ class ListenService(AsyncService):
 
     async def stop(self) -> None:
         shutdown = getattr(self.factory, "shutdown", None)
-        if shutdown is not None:
-            await shutdown()
-        if self.listening is not None:
-            await self.listening.stopListening()
-            self.listening = None
+        try:
+            if shutdown is not None:
+                await shutdown()
+        finally:
+            if self.listening is not None:
+                await self.listening.stopListening()
+                self.listening = None

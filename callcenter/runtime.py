@@ -13,7 +13,7 @@ import signal
 from typing import Any, Callable
 
 from twisted.application.service import IService
-from twisted.internet.defer import TimeoutError as DeferredTimeout
+from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeout
 from twisted.python.failure import Failure
 
 from callcenter.aio import loop_of
@@ -46,18 +46,29 @@ def run_until_stopped(root: IService, reactor: Any, *, stop_timeout: float = 4.0
         if reactor.running:
             reactor.stop()
 
+    starting: dict[str, Any] = {}
+
     def start() -> None:
         d = root.startService()
         d.addCallback(lambda _: logger.info("callcenter running; stop with SIGTERM or Ctrl-C"))
         d.addErrback(startup_failed)
         if run_for is not None:
-            d.addCallback(lambda _: reactor.callLater(run_for, reactor.stop))
+            d.addCallback(lambda _: reactor.callLater(run_for, reactor.stop) if reactor.running else None)
+        starting["d"] = d
 
     def shutdown() -> Any:
         if not root.running:
             return None
         logger.info("stopping")
-        d = root.stopService()
+        d = Deferred()
+        pending_start = starting.get("d")
+        if pending_start is not None and not pending_start.called:
+            # A stop during start-up waits for the start to finish (or fail), then stops what started.
+            logger.info("start-up still in progress; stopping once it is done")
+            pending_start.addBoth(lambda _: None).addBoth(d.callback)
+        else:
+            d.callback(None)
+        d.addCallback(lambda _: root.stopService() if root.running else None)
         d.addTimeout(stop_timeout, reactor)
 
         def report(failure: Failure) -> None:

@@ -251,6 +251,11 @@ class AMIClient(Manager):
         if self._task is None:
             self._closing = False
             self._task = self.loop.create_task(self._run(), name="ami-connect-loop")
+            self._task.add_done_callback(self._loop_ended)
+
+    def _loop_ended(self, task: "asyncio.Task[None]") -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.critical("the AMI connect loop died; no more reconnects", exc_info=task.exception())
 
     async def _run(self) -> None:
         host, port = self.config["host"], self.config["port"]
@@ -350,7 +355,7 @@ class AMIClient(Manager):
         if task.cancelled():
             return
         exc = task.exception()
-        if exc is None:
+        if exc is None or isinstance(exc, AMIActionFailed):  # an answer, even an error, proves the link
             self._schedule_ping()
         elif isinstance(exc, AMIActionTimeout) and self.protocol is not None:
             logger.error("AMI link dead: no Ping answer within %.1f s; reconnecting", self.ping_timeout)
