@@ -11,7 +11,6 @@ import http
 import logging
 import mimetypes
 from pathlib import Path
-from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers

@@ -77,7 +77,7 @@ class CallsService(AsyncService):
         if self._reaper is not None and self._reaper.running:
             self._reaper.stop()
         self._reaper = None
-        live = [c for c in self.tracker.calls.values()]
+        live = list(self.tracker.calls.values())
         if live:
             logger.info("stopping with %d call(s) up; recording them as they are", len(live))
         for consumer in self._at_stop:

@@ -61,8 +61,6 @@ def ivr_steps(path: Sequence[PathEntry]) -> tuple[IvrStep, ...]:
 def contact_from_call(call: CallRecord) -> ContactRecord:
     """The tracker's part of a contact record, from an ended call."""
     end = call.ended_at
-    talk_end = end
-    wait_from = call.queued_at
     wait_to = call.answered_at if call.answered_at is not None else end
     holds = sum((_span(h.started_at, h.ended_at if h.ended_at is not None else end) or 0.0) for h in call.holds)
     # answered_at is the first answer: the ring that led to it is the first answered offer's.
@@ -80,9 +78,9 @@ def contact_from_call(call: CallRecord) -> ContactRecord:
         offered_at=_utc(call.offered_at),
         answered_at=_utc(call.answered_at),
         ended_at=_utc(end),
-        wait_seconds=_span(wait_from, wait_to),
+        wait_seconds=_span(call.queued_at, wait_to),
         ring_seconds=ring,
-        talk_seconds=_span(call.answered_at, talk_end),
+        talk_seconds=_span(call.answered_at, end),
         hold_seconds=round(holds, 3) if call.holds else None,
         agent=call.member_name or call.agent_interface,
         transfers=tuple(Transfer(t.to or "", t.kind, _utc(t.at)) for t in call.transfers) or None,

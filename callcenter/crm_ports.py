@@ -23,7 +23,7 @@ TICKET_KIND = {"complaint": "complaint", "consultation": "consultation", "fault"
 ACTOR = "ivr"
 
 
-def customer_mapping(view: CustomerView, brief: CustomerBrief | None = None) -> dict[str, Any]:
+def customer_mapping(view: CustomerView) -> dict[str, Any]:
     profile = view.profile
     account = view.accounts[0].account_no if view.accounts else None
     return {
@@ -58,7 +58,7 @@ class CrmCustomerPort:
         if brief is None:
             return None
         view = await self._store.customer_view(brief.id)
-        return None if view is None else customer_mapping(view, brief)
+        return None if view is None else customer_mapping(view)
 
     async def lookup_by_ani(self, ani: str) -> Mapping[str, Any] | None:
         found = await self._store.lookup_by_ani(ani, limit=1)
@@ -114,7 +114,7 @@ class OfflineCrmCustomers:
         if brief is None:
             return None
         view = thd_customer_view(self._engine, brief.id)
-        return None if view is None else customer_mapping(view, brief)
+        return None if view is None else customer_mapping(view)
 
     def lookup_by_ani(self, ani: str) -> Mapping[str, Any] | None:
         from crm_core.lookup import thd_lookup_by_ani

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from callcenter.aio import as_deferred
 from callcenter.config import RedisConfig

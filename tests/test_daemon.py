@@ -10,7 +10,7 @@ import socket
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 
 from callcenter.app import build_root
 from callcenter.config import build_config
@@ -51,9 +51,7 @@ def refuses(port):
 
 
 def sleep(seconds):
-    d = Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    return d
+    return deferLater(reactor, seconds)
 
 
 def test_runs_on_the_asyncio_reactor():

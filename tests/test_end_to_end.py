@@ -7,17 +7,15 @@ contact log exactly once.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 
 from acd.events import (CallArrived, CallCompleted, CallConnected, CallEnded, CallEnteredIvr, CallOffered,
                         CallQueued)
-from callcenter.aio import as_deferred
 from callcenter.app import build_root
 from callcenter.config import build_config
 from callcenter.sim.scenarios import Simulator
@@ -37,9 +35,7 @@ routes:
 
 
 def sleep(seconds):
-    d = Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    return d
+    return deferLater(reactor, seconds)
 
 
 async def until(predicate, timeout, what):
