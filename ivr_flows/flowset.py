@@ -3,7 +3,8 @@
 ``flows_dir`` holds one ``NAME.yaml`` per flow, plus:
 
 * ``routes.yaml`` - DNIS -> flow, calendars (or the file ``routes_path`` names);
-* ``prompts.yaml`` - the prompt files available on the Asterisk box;
+* ``prompts.yaml`` - the prompt files available on the Asterisk box, and
+  the texts of our own prompts (:mod:`ivr_flows.prompts`);
 * ``NAME.tests.yaml`` - test cases of flow NAME (run by ``flows validate``).
 
 Files whose name starts with ``.`` or ``_`` are ignored.  A :class:`FlowSet`
@@ -19,10 +20,10 @@ from pathlib import Path
 
 from ivr_flows.loader import LoadEnv, load_flow_text
 from ivr_flows.model import Flow, FlowError
+from ivr_flows.prompts import PromptManifest, check_texts, offered_languages, parse_manifest
 from ivr_flows.routes import Routes, load_routes
 from ivr_flows.schemacheck import suggest
 from ivr_flows.state import CallContext
-from ivr_flows.yamlpos import load
 
 ROUTES_FILE = "routes.yaml"
 PROMPTS_FILE = "prompts.yaml"
@@ -53,19 +54,19 @@ class FlowSet:
         return CallContext(call_id, ani, dnis, self.flows, self.routes.calendars, self.routes.transfer_allow)
 
 
-def load_prompts(path: Path) -> tuple[frozenset[str] | None, list[FlowError]]:
+def load_manifest(path: Path) -> tuple[PromptManifest | None, list[FlowError]]:
+    """The prompt manifest at ``path`` (see :mod:`ivr_flows.prompts`)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, [FlowError(str(path), 1, 1, f"cannot read the prompt manifest: {exc}")]
-    doc, problems = load(text, str(path))
-    errors = [FlowError(str(path), p.line, p.column, p.message) for p in problems]
-    if doc is None:
-        return None, errors
-    if not isinstance(doc.data, dict) or not all(
-            isinstance(v, list) and all(isinstance(n, str) for n in v) for v in doc.data.values()):
-        return None, errors + [FlowError(str(path), 1, 1, "the prompt manifest maps groups to lists of prompt names")]
-    return frozenset(n for names in doc.data.values() for n in names), errors
+    return parse_manifest(text, str(path))
+
+
+def load_prompts(path: Path) -> tuple[frozenset[str] | None, list[FlowError]]:
+    """The prompt names the manifest at ``path`` lists."""
+    manifest, errors = load_manifest(path)
+    return (manifest.names if manifest else None), errors
 
 
 def load_flowset(flows_dir: str | Path, routes_path: str | Path | None = None, *,
@@ -79,8 +80,9 @@ def load_flowset(flows_dir: str | Path, routes_path: str | Path | None = None, *
     prompts_path = Path(prompts_path) if prompts_path else flows_dir / PROMPTS_FILE
     overrides = dict(overrides or {})
     errors: list[FlowError] = []
-    prompts, problems = load_prompts(prompts_path)
+    manifest, problems = load_manifest(prompts_path)
     errors += problems
+    prompts = manifest.names if manifest else None
     routes, problems = load_routes(routes_path)
     errors += problems
     texts: dict[str, tuple[str, str]] = {}
@@ -103,6 +105,8 @@ def load_flowset(flows_dir: str | Path, routes_path: str | Path | None = None, *
         errors += problems
         if flow is not None:
             flows[name] = flow
+    if manifest is not None:
+        errors += check_texts(manifest, offered_languages(flows.values()))
     if routes is not None:
         for name, pos in routes.flow_refs:
             if name not in texts:
