@@ -10,6 +10,7 @@ import click
 from callcenter.config import Config, ConfigError, load_config
 from crm_core import cli as crm_cli
 from ivr_flows.cli import build_flows_group
+from ivr_flows.prompts_cli import prompts
 
 
 def _open_crm(url: str):  # `flows test --customer-db URL`: read-only lookups in a real CRM
@@ -114,6 +115,7 @@ def _serve(config: Config, run_for: float | None = None) -> int:
 
 
 cli.add_command(build_flows_group(_open_crm))
+cli.add_command(prompts)
 cli.add_command(crm_cli.db)
 cli.add_command(crm_cli.contacts)
 
