@@ -26,6 +26,7 @@ from ivr_flows.loader import load_flow
 from ivr_flows.memory import InMemoryCustomers
 from ivr_flows.ports import CustomerPort
 from ivr_flows.registry import HISTORY_DIR, rollback
+from ivr_flows.sounds import SoundsDir, missing_sounds
 from ivr_flows.testing import ScriptError, format_result, run_call
 
 #: ./ivr_flows/flows when run from a checkout (the config's default), else the shipped flows.
@@ -93,13 +94,18 @@ def build_flows_group(open_customer_db: CustomerOpener | None = None) -> click.G
     @flows.command()
     @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
     @click.option("--no-tests", is_flag=True, help="Do not run the NAME.tests.yaml test cases.")
+    @click.option("--sounds-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+                  help="Also check every prompt a flow plays has a file in this Asterisk sounds directory "
+                       "(e.g. /var/lib/asterisk/sounds), in every language the flows offer.")
     @click.pass_obj
-    def validate(opts: _Options, files: tuple[Path, ...], no_tests: bool) -> None:
+    def validate(opts: _Options, files: tuple[Path, ...], no_tests: bool, sounds_dir: Path | None) -> None:
         """Check flow FILES (default: every file of the flows directory).
 
         A flow file given here is checked in place of the flow of the same
         name, together with the other flows, routes.yaml and prompts.yaml; its
-        test cases (NAME.tests.yaml) run too.  Every error is printed as
+        test cases (NAME.tests.yaml) run too.  With --sounds-dir, a prompt
+        without a file there (SOUNDS_DIR/LANGUAGE/NAME.wav, .gsm, ...) is an
+        error at the line that plays it.  Every error is printed as
         FILE:LINE:COLUMN: REASON.  Exit 0 when all is well, 1 otherwise.
         """
         routes, prompts, overrides, tests = opts.routes, None, {}, []
@@ -128,13 +134,16 @@ def build_flows_group(open_customer_db: CustomerOpener | None = None) -> click.G
                 count, problems = run_test_file(path, flow_set)
                 passed += count
                 errors += problems
+        if flow_set is not None and sounds_dir is not None:
+            errors += missing_sounds(flow_set, SoundsDir(sounds_dir))
         for error in sorted(errors):
             click.echo(str(error))
         if errors:
             raise click.exceptions.Exit(_failed(f"{len(errors)} error(s)"))
         assert flow_set is not None
         click.echo(f"ok: {len(flow_set.flows)} flow(s) valid"
-                   + ("" if no_tests else f", {passed} test case(s) passed"))
+                   + ("" if no_tests else f", {passed} test case(s) passed")
+                   + ("" if sounds_dir is None else f", every prompt file in {sounds_dir}"))
 
     @flows.command("test")
     @click.argument("flow")
