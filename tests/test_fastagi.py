@@ -48,6 +48,7 @@ from callcenter.asterisk.fastagi_session import (
     AGIConnectionLost,
     AGIDeadChannel,
     AGIHangup,
+    AGIPlaybackFailed,
     AGISession,
     AGITimeout,
     FastAGIProtocol,
@@ -284,7 +285,10 @@ def failure_of(d: Deferred) -> Failure:
 
 
 def pending(d: Deferred) -> bool:
-    return not d.called
+    """True while ``d`` has no result (also while it waits on a chained Deferred)."""
+    box: list = []
+    d.addBoth(lambda result: box.append(result) or result)
+    return not box
 
 
 # ---------------------------------------------------------------------------
@@ -626,7 +630,8 @@ def test_one_command_on_the_wire_at_a_time_in_fifo_order():
 
 
 def test_hangup_right_after_a_result_is_not_the_next_reply():
-    """GET DATA -1 then HANGUP: the following NOOP gets its own 200 result=0."""
+    """GET DATA -1 then HANGUP: a hang-up at the HANGUP line; the CHANNEL STATUS
+    asked meanwhile keeps its place, its 511 is dropped, the NOOP gets its own reply."""
     h = Harness()
     s = h.start()
     d = s.get_data("beep", 10000, 1)
@@ -634,8 +639,10 @@ def test_hangup_right_after_a_result_is_not_the_next_reply():
     assert failure_of(d).check(AGIHangup)
     assert s.hungup
     noop = s.send("NOOP")
-    assert h.written() == b"GET DATA beep 10000 1\nNOOP\n"
+    assert h.written() == b"GET DATA beep 10000 1\nCHANNEL STATUS\n"
+    h.feed(DEAD)
     assert pending(noop)
+    assert h.written() == b"NOOP\n"
     h.feed(b"200 result=0\n")
     assert result_of(noop).raw == "200 result=0"
 
@@ -677,7 +684,7 @@ def test_two_hangups_back_to_back_then_eof():
     late = failure_of(s.send("NOOP"))
     assert "closed" in str(late.value)
     assert late.check(AGIConnectionLost) and late.check(error.ConnectionClosed)
-    assert h.written() == b"GET DATA beep 10000 1\n"
+    assert h.written() == b"GET DATA beep 10000 1\nCHANNEL STATUS\n"
     assert h.clock.getDelayedCalls() == []
 
 
@@ -927,23 +934,192 @@ def test_get_data_without_timeout_sends_only_the_prompt():
 
 
 def test_stream_file_results():
-    """endpos=3404: ''; digit 49: '1'; -1 endpos=0: missing file."""
+    """endpos=3404: ''; digit 49: '1'; -1 endpos=0 and CHANNEL STATUS 6: missing file."""
     h = Harness()
     s = h.start()
     ok, digit, missing = s.stream_file("beep"), s.stream_file("menu", "12"), s.stream_file("no-such-file")
     h.feed(b"200 result=0 endpos=3404\n200 result=49 endpos=800\n200 result=-1 endpos=0\n")
     assert result_of(ok) == "" and result_of(digit) == "1"
-    assert failure_of(missing).check(AGICommandFailed)
-    assert h.written() == b'STREAM FILE beep ""\nSTREAM FILE menu 12\nSTREAM FILE no-such-file ""\n'
+    assert pending(missing)
+    h.feed(b"200 result=6\n")
+    exc = failure_of(missing).value
+    assert isinstance(exc, AGIPlaybackFailed) and isinstance(exc, AGICommandFailed)
+    assert not isinstance(exc, AGIHangup) and exc.command == "STREAM FILE"
+    assert h.written() == b'STREAM FILE beep ""\nSTREAM FILE menu 12\nSTREAM FILE no-such-file ""\nCHANNEL STATUS\n'
 
 
-def test_stream_file_interrupted_by_hangup_raises_agihangup():
-    """-1 with a non-zero endpos is a hang-up during playback."""
+@pytest.mark.parametrize("endpos", [0, 1200])
+def test_stream_file_interrupted_by_hangup_raises_agihangup(endpos):
+    """-1 then HANGUP is a hang-up during playback, whatever the endpos (0 when
+    the caller left before the first frame)."""
     h = Harness()
     s = h.start()
     d = s.stream_file("beep")
-    h.feed(b"200 result=-1 endpos=1200\n")
+    h.feed(f"200 result=-1 endpos={endpos}\n".encode())
+    assert pending(d)
+    h.feed(b"HANGUP\n")
     assert failure_of(d).check(AGIHangup)
+    assert h.written() == b'STREAM FILE beep ""\nCHANNEL STATUS\n'
+
+
+# -- result=-1 of the commands that play sound or read keys ------------------
+# res_agi.c answers -1 both for a sound file it cannot open (channel still up)
+# and for a hang-up; the session asks CHANNEL STATUS unless HANGUP came first.
+
+
+def test_get_data_minus_one_on_a_live_channel_is_a_missing_prompt():
+    """GET DATA -1, CHANNEL STATUS 6 (up): AGIPlaybackFailed, not a hang-up."""
+    h = Harness()
+    s = h.start()
+    d = s.get_data("custom/no-such-menu", 5000, 1)
+    h.feed(b"200 result=-1\n")
+    assert pending(d) and h.written() == b"GET DATA custom/no-such-menu 5000 1\nCHANNEL STATUS\n"
+    h.feed(b"200 result=6\n")
+    exc = failure_of(d).value
+    assert isinstance(exc, AGIPlaybackFailed) and not isinstance(exc, AGIHangup)
+    assert exc.command == "GET DATA" and exc.reply.raw == "200 result=-1"
+    assert not s.hungup and h.clock.getDelayedCalls() == []
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 7, 100])
+def test_minus_one_then_inline_hangup_is_a_hangup_at_the_hangup_line(size):
+    """GET DATA -1 then HANGUP (session 3): AGIHangup as soon as the HANGUP line
+    is in, in every chunk size, without waiting for the CHANNEL STATUS reply or
+    any timer; the 511 that answers CHANNEL STATUS later is dropped."""
+    h = Harness()
+    s = h.start()
+    d = s.get_data("beep", 10000, 1)
+    data = b"200 result=-1\nHANGUP\n"
+    for chunk in chunks(data, size):
+        assert pending(d)
+        h.feed(chunk)
+    failure = failure_of(d)
+    assert failure.check(AGIHangup) and not failure.check(AGIPlaybackFailed)
+    assert h.written() == b"GET DATA beep 10000 1\nCHANNEL STATUS\n"
+    h.feed(DEAD)
+    assert h.clock.getDelayedCalls() == []
+    noop = s.send("NOOP")
+    h.feed(b"200 result=0\n")
+    assert result_of(noop).raw == "200 result=0"
+
+
+def test_minus_one_after_hangup_was_seen_asks_nothing():
+    """HANGUP already in: the -1 is a hang-up at once, no CHANNEL STATUS."""
+    h = Harness()
+    s = h.start()
+    d = s.get_data("beep", 10000, 1)
+    h.feed(b"HANGUP\n200 result=-1\n")
+    assert failure_of(d).check(AGIHangup)
+    assert h.written() == b"GET DATA beep 10000 1\n"
+
+
+@pytest.mark.parametrize("status", [DEAD, b"200 result=-1\n"])
+def test_minus_one_then_511_or_minus_one_channel_status_is_a_hangup(status):
+    """No HANGUP line (AGISIGHUP=no): CHANNEL STATUS answered 511 (dead-AGI
+    mode) or -1 says the channel is gone."""
+    h = Harness()
+    s = h.start()
+    d = s.stream_file("custom/cc-welcome")
+    h.feed(b"200 result=-1 endpos=0\n" + status)
+    assert failure_of(d).check(AGIHangup)
+    assert h.written() == b'STREAM FILE custom/cc-welcome ""\nCHANNEL STATUS\n'
+    assert h.clock.getDelayedCalls() == []
+
+
+def test_channel_up_reports_the_channel_state():
+    """channel_up: True for CHANNEL STATUS 6, False at once after HANGUP (nothing sent)."""
+    h = Harness()
+    s = h.start()
+    up = s.channel_up()
+    h.feed(b"200 result=6\n")
+    assert result_of(up) is True
+    h.feed(b"HANGUP\n")
+    assert result_of(s.channel_up()) is False
+    assert h.written() == b"CHANNEL STATUS\n"
+
+
+def test_connection_lost_while_asking_channel_status_fails_the_command():
+    """EOF instead of an answer: AGIConnectionLost, nothing left pending."""
+    h = Harness()
+    s = h.start()
+    d = s.get_data("beep", 10000, 1)
+    h.feed(b"200 result=-1\n")
+    h.eof()
+    assert failure_of(d).check(AGIConnectionLost)
+    assert h.clock.getDelayedCalls() == []
+
+
+def test_cancelling_a_command_while_channel_status_is_asked():
+    """Shutdown cancels the handler mid-probe: CancelledError; the probe's reply is still matched."""
+    h = Harness()
+    s = h.start()
+    d = s.get_data("beep", 10000, 1)
+    h.feed(b"200 result=-1\n")
+    d.cancel()
+    assert failure_of(d).check(CancelledError)
+    noop = s.send("NOOP")
+    h.feed(b"200 result=6\n200 result=0\n")
+    assert result_of(noop).raw == "200 result=0"
+    assert h.written() == b"GET DATA beep 10000 1\nCHANNEL STATUS\nNOOP\n"
+
+
+def test_wait_for_digit_results():
+    """WAIT FOR DIGIT: 49 -> '1', 0 -> '' (timeout), -1 with the channel up -> AGIPlaybackFailed,
+    -1 then HANGUP -> AGIHangup."""
+    h = Harness()
+    s = h.start()
+    one, silence = s.wait_for_digit(5000), s.wait_for_digit(300)
+    h.feed(b"200 result=49\n200 result=0\n")
+    assert result_of(one) == "1" and result_of(silence) == ""
+    failed = s.wait_for_digit(5000)
+    h.feed(b"200 result=-1\n200 result=6\n")
+    assert failure_of(failed).check(AGIPlaybackFailed)
+    gone = s.wait_for_digit(5000)
+    h.feed(b"200 result=-1\nHANGUP\n")
+    assert failure_of(gone).check(AGIHangup)
+    assert h.written() == (b"WAIT FOR DIGIT 5000\nWAIT FOR DIGIT 300\nWAIT FOR DIGIT 5000\nCHANNEL STATUS\n"
+                           b"WAIT FOR DIGIT 5000\nCHANNEL STATUS\n")
+
+
+def test_wait_for_digit_watchdog_includes_its_timeout():
+    """The watchdog is command_timeout plus the digit timeout."""
+    h = Harness(command_timeout=2.0)
+    s = h.start()
+    d = s.wait_for_digit(5000)
+    h.clock.advance(6.9)
+    assert pending(d)
+    h.clock.advance(0.2)
+    assert failure_of(d).check(AGITimeout)
+
+
+@pytest.mark.parametrize("call, line", [
+    (lambda s: s.say_digits("12"), b'SAY DIGITS 12 ""\n'),
+    (lambda s: s.say_number(42), b'SAY NUMBER 42 ""\n'),
+    (lambda s: s.control_stream_file("custom/cc-hold-music"), b'CONTROL STREAM FILE custom/cc-hold-music ""\n'),
+])
+def test_say_and_control_stream_minus_one_is_told_apart_too(call, line):
+    """SAY and CONTROL STREAM FILE answer -1 for missing sound files: playback failure
+    on a live channel, hang-up after HANGUP."""
+    h = Harness()
+    s = h.start()
+    missing = call(s)
+    h.feed(b"200 result=-1\n200 result=6\n")
+    assert failure_of(missing).check(AGIPlaybackFailed)
+    gone = call(s)
+    h.feed(b"200 result=-1\nHANGUP\n")
+    assert failure_of(gone).check(AGIHangup)
+    assert h.written() == line + b"CHANNEL STATUS\n" + line + b"CHANNEL STATUS\n"
+
+
+def test_exec_playback_result_is_returned_without_a_hangup_check():
+    """EXEC Playback answers 0 for a missing file (app_playback sets PLAYBACKSTATUS=FAILED);
+    a -1 (empty argument, failed answer) is returned, never taken for a hang-up."""
+    h = Harness()
+    s = h.start()
+    missing, failed = s.exec_("Playback", "no-such-file"), s.exec_("Playback", "")
+    h.feed(b"200 result=0\n200 result=-1\n")
+    assert result_of(missing) == 0 and result_of(failed) == -1
+    assert h.written() == b'EXEC Playback no-such-file\nEXEC Playback ""\n'
 
 
 def test_error_replies_raise_typed_command_errors():
@@ -1117,7 +1293,7 @@ def test_caller_hangup_during_the_ivr_is_not_an_error(caplog):
     server = ServerHarness({"ivr": ivr})
     with caplog.at_level(logging.INFO):
         server.feed(env_block() + b"200 result=-1\nHANGUP\n")
-    assert server.transport.value() == b"GET DATA beep 10000 1\n"
+    assert server.transport.value() == b"GET DATA beep 10000 1\nCHANNEL STATUS\n"
     assert server.transport.write_closed
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert "hung up" in caplog.text

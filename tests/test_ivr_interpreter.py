@@ -1,14 +1,18 @@
 """The IVR over FastAGI: the shipped flows driven by a fake Asterisk.
 
 The fake answers every command the way Asterisk 22 does in
-tests/fixtures/asterisk-22/agi_session.txt (``200 result=0 endpos=...`` for
-STREAM FILE, ``200 result= (timeout)`` for a silent GET DATA, ``200
-result=-1`` then ``HANGUP`` when the caller hangs up, 511 in dead-AGI mode),
-over a StringTransport with a task.Clock, and once over real loopback TCP.
+tests/fixtures/asterisk-22/agi_session.txt and res_agi.c (``200 result=0
+endpos=...`` for STREAM FILE, ``200 result= (timeout)`` for a silent GET DATA,
+``200 result=-1`` then ``HANGUP`` when the caller hangs up, 511 in dead-AGI
+mode, ``200 result=-1`` for GET DATA and ``200 result=-1 endpos=0`` for
+STREAM FILE of a missing prompt on a live channel, ``200 result=6`` for
+CHANNEL STATUS, the key's code for WAIT FOR DIGIT), over a StringTransport
+with a task.Clock, and once over real loopback TCP.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +28,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from callcenter.asterisk.fastagi_server import FastAGIServerFactory
+from callcenter.asterisk.fastagi_session import FastAGIProtocol
+from callcenter.ivr.agi import AgiChannel
 from callcenter.ivr.handler import IvrHandler
 from ivr_flows.flowset import load_flowset
 from ivr_flows.memory import FixedQueueStats, InMemoryCustomers, MemoryContactRecords
@@ -53,17 +59,23 @@ def env_block(ani: str = "5551001", dnis: str = "4000", uniqueid: str = "1795535
 class AsteriskSide:
     """Asterisk's answers to the server's commands, with a scripted caller.
 
-    ``caller`` lists what happens at each GET DATA: digits (``""`` = silence)
-    or HANGUP.  ``hangup_during`` = "STREAM FILE custom/x" hangs up during
-    that prompt.  After a hang-up Asterisk is in dead-AGI mode.
+    ``caller`` lists what the caller does at each input: digits (``""`` =
+    silence) or HANGUP, used by GET DATA, or key by key by WAIT FOR DIGIT when
+    the prompt is ``missing`` (an input shorter than the most keys read ends
+    with ``#``).  ``hangup_during`` = "STREAM FILE custom/x" hangs up during
+    that prompt.  After a hang-up Asterisk is in dead-AGI mode;
+    ``sighup=False`` (AGISIGHUP=no) sends no HANGUP line.
     """
 
-    def __init__(self, caller=(), *, missing=(), hangup_during: str = "", exec_result: str = "0") -> None:
+    def __init__(self, caller=(), *, missing=(), hangup_during: str = "", exec_result: str = "0",
+                 sighup: bool = True) -> None:
         self.caller = list(caller)
         self.missing = set(missing)
         self.hangup_during = hangup_during
         self.exec_result = exec_result
+        self.sighup = sighup
         self.dead = False
+        self.keys: list[str] = []
         self.commands: list[str] = []
         self.variables: dict[str, str] = {}
 
@@ -86,10 +98,23 @@ class AsteriskSide:
                 return self.hang_up(b"200 result=-1 endpos=1200\n")
             return b"200 result=0 endpos=8000\n"
         if verb == "GET DATA":
+            if words[2].strip('"') in self.missing:
+                return b"200 result=-1\n"
             action = self.caller.pop(0) if self.caller else HANGUP
             if action is HANGUP:
                 return self.hang_up(b"200 result=-1\n")
             return f"200 result={action} (timeout)\n".encode() if action == "" else f"200 result={action}\n".encode()
+        if verb == "CHANNEL STATUS":
+            return b"200 result=6\n"
+        if line.startswith("WAIT FOR DIGIT "):
+            if not self.keys:
+                action = self.caller.pop(0) if self.caller else HANGUP
+                if action is HANGUP:
+                    return self.hang_up(b"200 result=-1\n")
+                if action == "":
+                    return b"200 result=0\n"
+                self.keys = list(action)
+            return f"200 result={ord(self.keys.pop(0))}\n".encode()
         if words[0] == "SAY":
             return b"200 result=0\n"
         if words[0] == "EXEC":
@@ -100,10 +125,11 @@ class AsteriskSide:
 
     def hang_up(self, reply: bytes) -> bytes:
         self.dead = True
-        return reply + b"HANGUP\n"
+        return reply + b"HANGUP\n" if self.sighup else reply
 
     def said(self) -> list[str]:
-        return [c for c in self.commands if c.startswith(("STREAM FILE", "SAY", "GET DATA", "EXEC"))]
+        return [c for c in self.commands
+                if c.startswith(("STREAM FILE", "SAY", "GET DATA", "EXEC", "WAIT FOR DIGIT", "CHANNEL STATUS"))]
 
 
 class HalfCloseTransport(StringTransport):
@@ -236,10 +262,108 @@ def test_a_caller_hanging_up_during_a_prompt_ends_cleanly():
     assert "CC_RESULT" not in call.variables
 
 
-def test_a_missing_prompt_file_is_skipped():
-    """endpos=0 means the file is missing on the box: logged, and the call goes on."""
-    call = Call(AsteriskSide(["1", "0"], missing={"custom/cc-welcome"})).start()
+def missing_prompt_warnings(caplog, prompt: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "callcenter.ivr.agi" and r.levelno == logging.WARNING
+            and repr(prompt) in r.getMessage()]
+
+
+def test_a_missing_prompt_in_a_play_node_is_skipped_and_the_flow_goes_on(caplog):
+    """STREAM FILE -1 endpos=0, CHANNEL STATUS 6: the prompt is missing, not a hang-up;
+    logged once at WARNING with the call id and the prompt, and the caller reaches the queue."""
+    asterisk = AsteriskSide(["1", "0"], missing={"custom/cc-welcome"})
+    with caplog.at_level(logging.INFO):
+        call = Call(asterisk).start()
+    assert asterisk.said()[:3] == ['STREAM FILE "custom/cc-welcome" ""', "CHANNEL STATUS",
+                                   'GET DATA "custom/cc-language-menu" 4000 1']
     assert call.variables["CC_RESULT"] == "queue" and call.variables["CC_QUEUE"] == "support"
+    assert call.record.outcome == "queue"
+    [warning] = missing_prompt_warnings(caplog, "custom/cc-welcome")
+    assert "1795535416.0" in warning.getMessage()
+
+
+def test_a_menu_whose_prompt_is_missing_still_routes_by_the_keys_pressed():
+    """GET DATA -1 on a live channel: the main menu reads its key with WAIT FOR DIGIT
+    (the menu's 5 s timeout) and the caller pressing 1 then 0 reaches support."""
+    asterisk = AsteriskSide(["1", "0"], missing={"custom/cc-main-menu"})
+    call = Call(asterisk).start()
+    assert asterisk.said() == [
+        'STREAM FILE "custom/cc-welcome" ""',
+        'GET DATA "custom/cc-language-menu" 4000 1',
+        'GET DATA "custom/cc-main-menu" 5000 1', "CHANNEL STATUS",
+        "WAIT FOR DIGIT 5000",
+    ]
+    assert call.variables["CC_RESULT"] == "queue" and call.variables["CC_QUEUE"] == "support"
+    assert [(e.node, e.value) for e in call.record.path if e.event == "digits"] == [
+        ("choose_language", "1"), ("main_menu", "0")]
+    assert call.clock.getDelayedCalls() == []
+
+
+def test_a_collect_whose_prompt_is_missing_reads_every_key_with_wait_for_digit():
+    """An 8-digit account keyed on WAIT FOR DIGIT one key at a time, then routed to billing."""
+    asterisk = AsteriskSide(["1", "1", "10000008", "0"], missing={"custom/cc-enter-account"})
+    call = Call(asterisk).start(ani="5559999")
+    assert asterisk.commands.count("WAIT FOR DIGIT 5000") == 8
+    assert call.variables["CC_QUEUE"] == "billing" and call.variables["CC_RESULT"] == "queue"
+    assert ("ask_account", "digits", "10000008") in [(e.node, e.event, e.value) for e in call.record.path]
+
+
+def test_wait_for_keys_reads_like_get_data():
+    """Keys until '#' (not kept) or a timeout; the flow's timeout for every key, or
+    GET DATA's 6 s / 2 s when there is none."""
+    clock = task.Clock()
+    sessions = []
+    proto = FastAGIProtocol(clock, sessions.append)
+    transport = HalfCloseTransport()
+    proto.makeConnection(transport)
+    proto.dataReceived(env_block())
+    channel = AgiChannel(sessions[0])
+    got = []
+    defer.ensureDeferred(channel.wait_for_keys(3000, 8)).addCallback(got.append)
+    proto.dataReceived(b"200 result=49\n200 result=50\n200 result=35\n")
+    defer.ensureDeferred(channel.wait_for_keys(0, 4)).addCallback(got.append)
+    proto.dataReceived(b"200 result=51\n200 result=0\n")
+    defer.ensureDeferred(channel.wait_for_keys(3000, 2)).addCallback(got.append)
+    proto.dataReceived(b"200 result=42\n200 result=52\n")
+    assert got == ["12", "3", "*4"]
+    assert transport.value().decode().splitlines() == ["WAIT FOR DIGIT 3000"] * 3 + [
+        "WAIT FOR DIGIT 6000", "WAIT FOR DIGIT 2000"] + ["WAIT FOR DIGIT 3000"] * 2
+
+
+def test_a_missing_prompt_is_logged_once_per_call_even_when_the_menu_repeats(caplog):
+    """Silence, a wrong key, then 0: the menu runs three times, its prompt is asked for
+    once (then WAIT FOR DIGIT straight away) and the warning is written once."""
+    asterisk = AsteriskSide(["1", "", "7", "0"], missing={"custom/cc-main-menu"})
+    with caplog.at_level(logging.INFO):
+        call = Call(asterisk).start()
+    assert asterisk.commands.count('GET DATA "custom/cc-main-menu" 5000 1') == 1
+    assert asterisk.commands.count("CHANNEL STATUS") == 1
+    assert asterisk.commands.count("WAIT FOR DIGIT 5000") == 3
+    assert [(e.event, e.value) for e in call.record.path if e.node == "main_menu" and e.event != "enter"] == [
+        ("timeout", ""), ("invalid", "7"), ("digits", "0")]
+    assert call.variables["CC_QUEUE"] == "support"
+    [warning] = missing_prompt_warnings(caplog, "custom/cc-main-menu")
+    assert "1795535416.0" in warning.getMessage() and warning.levelno == logging.WARNING
+
+
+@pytest.mark.parametrize("sighup", [True, False])
+def test_minus_one_then_hangup_or_511_is_a_hang_up_at_once(sighup):
+    """GET DATA -1 then the inline HANGUP (or, with AGISIGHUP=no, CHANNEL STATUS
+    answered 511): abandoned at once, no WAIT FOR DIGIT, no fallback, no timer waited on."""
+    asterisk = AsteriskSide(["1", HANGUP], sighup=sighup)
+    call = Call(asterisk).start()
+    assert asterisk.said()[-2:] == ['GET DATA "custom/cc-main-menu" 5000 1', "CHANNEL STATUS"]
+    assert not any(c.startswith("WAIT FOR DIGIT") for c in asterisk.commands)
+    assert "CC_RESULT" not in call.variables
+    assert call.record.outcome == "abandoned" and call.record.left_at == "hotline:main_menu"
+    assert call.factory.active_sessions == 0 and call.clock.getDelayedCalls() == []
+
+
+def test_a_caller_hanging_up_while_keys_are_read_with_wait_for_digit():
+    """WAIT FOR DIGIT -1 then HANGUP (missing prompt, caller leaves): abandoned, no fallback."""
+    asterisk = AsteriskSide(["1", HANGUP], missing={"custom/cc-main-menu"})
+    call = Call(asterisk).start()
+    assert asterisk.said()[-3:] == ["CHANNEL STATUS", "WAIT FOR DIGIT 5000", "CHANNEL STATUS"]
+    assert call.record.outcome == "abandoned" and "CC_RESULT" not in call.variables
 
 
 def test_hostile_input_never_reaches_the_dialplan():

@@ -17,6 +17,25 @@ Reply matching lives in :class:`FastAGIProtocol` and nowhere else:
   and the session is aborted;
 * ``connectionLost`` fails everything pending with :class:`AGIConnectionLost`
   and cancels every timer; a command sent afterwards fails at once.
+
+``result=-1`` of a command that plays sound or reads keys is not by itself a
+hang-up (res_agi.c): ``GET DATA`` answers ``200 result=-1`` when its prompt
+cannot be opened (``ast_app_getdata_full`` returns ``ast_streamfile``'s -1),
+``STREAM FILE`` ``200 result=-1 endpos=0`` (``ast_openstream`` failed),
+``CONTROL STREAM FILE`` and ``SAY DIGITS/NUMBER`` ``200 result=-1`` when a
+sound file is missing - all on a channel that is still up - and the same
+replies when the caller hangs up while they run.  ``endpos`` does not tell
+the two apart (a hang-up before the first frame also gives ``endpos=0``).
+So the helpers decide on the evidence (:meth:`AGISession.channel_up`): a
+``HANGUP`` already received means hang-up; otherwise one ``CHANNEL STATUS``
+goes out and whichever comes first decides - its ``200 result=<state>``
+(the channel is up: :class:`AGIPlaybackFailed`), a ``511`` or an inline
+``HANGUP`` (:class:`AGIHangup`).  res_agi's command loop drains the channel
+before it reads the next command, so once the channel has hung up Asterisk
+writes ``HANGUP`` before it even reads ``CHANNEL STATUS``.  ``EXEC Playback``
+answers ``200 result=0`` on a missing file (app_playback.c sets
+PLAYBACKSTATUS=FAILED and returns 0), so :meth:`AGISession.exec_` never
+takes a ``-1`` for a hang-up either.
 """
 
 from __future__ import annotations
@@ -25,10 +44,10 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from twisted.internet import error
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
@@ -96,6 +115,12 @@ class AGICommandFailed(AGIError):
         self.command = command
         self.reply = reply
         super().__init__(f"{command}: {why} ({reply.raw})")
+
+
+class AGIPlaybackFailed(AGICommandFailed):
+    """A command that plays sound or reads keys answered ``-1`` while the
+    channel is still up (CHANNEL STATUS said so): a sound file is missing or
+    cannot be played, or WAIT FOR DIGIT failed.  Not a hang-up."""
 
 
 class AGITimeout(AGIError):
@@ -524,9 +549,20 @@ class AGISession:
         return self.command("ANSWER").addCallback(_hangup_on_minus_one, "ANSWER").addCallback(_none)
 
     def stream_file(self, name: str, escape_digits: str = "", *, timeout: float | None = None) -> Deferred[str]:
-        """Play a file; fires with the escape digit pressed, or ``""``."""
+        """Play a file; fires with the escape digit pressed, or ``""``.  On
+        ``result=-1``: AGIPlaybackFailed if the channel is up (the file is
+        missing), AGIHangup if it is not (see :meth:`channel_up`)."""
         d = self.command("STREAM", "FILE", name, escape_digits, timeout=timeout)
-        return d.addCallback(_stream_result, "STREAM FILE")
+        d.addCallback(self._minus_one, "STREAM FILE", "sound file missing or not playable")
+        return d.addCallback(_digit_pressed)
+
+    def control_stream_file(self, name: str, escape_digits: str = "", *,
+                            timeout: float | None = None) -> Deferred[str]:
+        """``CONTROL STREAM FILE`` with Asterisk's default skip, fast-forward
+        (``#``) and rewind (``*``) keys; results as :meth:`stream_file`."""
+        d = self.command("CONTROL", "STREAM", "FILE", name, escape_digits, timeout=timeout)
+        d.addCallback(self._minus_one, "CONTROL STREAM FILE", "sound file missing or not playable")
+        return d.addCallback(_digit_pressed)
 
     def get_data(
         self,
@@ -537,8 +573,11 @@ class AGISession:
         timeout: float | None = None,
     ) -> Deferred[str]:
         """Play ``prompt`` and collect digits: fires with them, ``""`` on
-        timeout; fails with AGIHangup when the caller hangs up.  The watchdog
-        is ``command_timeout`` plus ``timeout_ms`` unless ``timeout`` is given."""
+        timeout.  On ``result=-1``: AGIPlaybackFailed if the channel is up
+        (Asterisk could not open the prompt: ``ast_streamfile`` opens one
+        file, so ``a&b`` is one missing name), AGIHangup if it is not.  The
+        watchdog is ``command_timeout`` plus ``timeout_ms`` unless ``timeout``
+        is given."""
         words: list[str | int] = ["GET", "DATA", prompt]
         if timeout_ms is not None or max_digits is not None:
             words.append(int(timeout_ms or 0))
@@ -547,15 +586,95 @@ class AGISession:
         if timeout is None:
             timeout = self._protocol.command_timeout + (timeout_ms or 0) / 1000.0
         d = self.command(*words, timeout=timeout)
-        return d.addCallback(_hangup_on_minus_one, "GET DATA").addCallback(lambda reply: reply.result)
+        d.addCallback(self._minus_one, "GET DATA", "prompt missing or not playable")
+        return d.addCallback(lambda reply: reply.result)
 
-    def say_digits(self, digits: str | int, escape_digits: str = "") -> Deferred[str]:
-        d = self.command("SAY", "DIGITS", str(digits), escape_digits)
-        return d.addCallback(_hangup_on_minus_one, "SAY DIGITS").addCallback(_digit_pressed)
+    def wait_for_digit(self, timeout_ms: int, *, timeout: float | None = None) -> Deferred[str]:
+        """``WAIT FOR DIGIT``: the key pressed, ``""`` when ``timeout_ms``
+        passed without one (``200 result=0``; ``-1`` waits for ever).  Its
+        ``-1`` is a failure or a hang-up, told apart like the others.  The
+        watchdog is ``command_timeout`` plus ``timeout_ms`` unless given."""
+        if timeout is None:
+            timeout = self._protocol.command_timeout + max(int(timeout_ms), 0) / 1000.0
+        d = self.command("WAIT", "FOR", "DIGIT", int(timeout_ms), timeout=timeout)
+        d.addCallback(self._minus_one, "WAIT FOR DIGIT", "failed on a live channel")
+        return d.addCallback(_digit_pressed)
 
-    def say_number(self, number: int | str, escape_digits: str = "") -> Deferred[str]:
-        d = self.command("SAY", "NUMBER", str(number), escape_digits)
-        return d.addCallback(_hangup_on_minus_one, "SAY NUMBER").addCallback(_digit_pressed)
+    def say_digits(self, digits: str | int, escape_digits: str = "", *,
+                   timeout: float | None = None) -> Deferred[str]:
+        """``SAY DIGITS``; ``result=-1`` with the channel up means a digit
+        sound file is missing (AGIPlaybackFailed)."""
+        d = self.command("SAY", "DIGITS", _word(digits), escape_digits, timeout=timeout)
+        return d.addCallback(self._minus_one, "SAY DIGITS", "digit sound files missing").addCallback(_digit_pressed)
+
+    def say_number(self, number: int | str, escape_digits: str = "", *,
+                   timeout: float | None = None) -> Deferred[str]:
+        """``SAY NUMBER``; ``-1`` as for :meth:`say_digits`."""
+        d = self.command("SAY", "NUMBER", _word(number), escape_digits, timeout=timeout)
+        return d.addCallback(self._minus_one, "SAY NUMBER", "number sound files missing").addCallback(_digit_pressed)
+
+    def channel_up(self) -> Deferred[bool]:
+        """Whether the channel is still up, on the evidence Asterisk gives.
+
+        False at once when Asterisk has sent ``HANGUP``.  Otherwise one
+        ``CHANNEL STATUS`` goes out and the first answer decides: its
+        ``200 result=<state>`` (state >= 0, 6 = up: True; ``-1``: False), a
+        ``511`` (dead-AGI mode: False) or an inline ``HANGUP`` (False at once;
+        the ``511`` that answers CHANNEL STATUS later is dropped, the command
+        keeping its place in line).  Fails with AGIConnectionLost when the
+        connection ends first, with AGICommandError on another 5xx.
+        """
+        if self.hungup:
+            return succeed(False)
+        status = self.send("CHANNEL", "STATUS")
+        hungup = self.when_hungup()
+
+        def cancel(_: Deferred[bool]) -> None:
+            status.cancel()
+            hungup.cancel()
+
+        decided: Deferred[bool] = Deferred(cancel)
+
+        def settle(outcome: bool | Failure) -> None:
+            if decided.called:
+                return
+            if isinstance(outcome, Failure):
+                decided.errback(outcome)
+            else:
+                decided.callback(outcome)
+
+        def from_status(reply: AGIReply) -> None:
+            hungup.cancel()
+            try:
+                up = _status_says_up(reply)
+            except AGICommandError:
+                settle(Failure())
+            else:
+                settle(up)
+
+        def from_hangup(_: None) -> None:
+            status.cancel()
+            settle(False)
+
+        def failed(failure: Failure) -> None:
+            if not failure.check(CancelledError):
+                settle(failure)
+
+        status.addCallbacks(from_status, failed)
+        hungup.addCallbacks(from_hangup, failed)
+        return decided
+
+    def _minus_one(self, reply: AGIResult, name: str, why: str) -> AGIResult | Deferred[AGIResult]:
+        """A reply other than ``result=-1`` passes; for ``-1``, :meth:`channel_up` decides."""
+        if reply.result != "-1":
+            return reply
+
+        def decide(up: bool) -> NoReturn:
+            if up:
+                raise AGIPlaybackFailed(name, reply, why + "; the channel is up")
+            raise AGIHangup(f"{name}: {reply.raw}, and the channel has hung up")
+
+        return self.channel_up().addCallback(decide)
 
     def set_variable(self, name: str, value: str | int) -> Deferred[None]:
         """``SET VARIABLE NAME "value"`` (the value always quoted)."""
@@ -609,6 +728,7 @@ def _checked(reply: AGIReply, name: str) -> AGIResult:
 
 
 def _hangup_on_minus_one(reply: AGIResult, name: str) -> AGIResult:
+    """ANSWER: ``-1`` is ast_answer failing, i.e. the channel is gone."""
     if reply.result == "-1":
         raise AGIHangup(f"{name}: {reply.raw}")
     return reply
@@ -619,12 +739,20 @@ def _digit_pressed(reply: AGIResult) -> str:
     return chr(code) if code and code > 0 else ""
 
 
-def _stream_result(reply: AGIResult, name: str) -> str:
-    if reply.result == "-1":
-        if reply.endpos == 0:
-            raise AGICommandFailed(name, reply, "file missing or not playable")
-        raise AGIHangup(f"{name}: {reply.raw}")
-    return _digit_pressed(reply)
+def _word(value: str | int) -> str:
+    """A command word: a str (QuotedArg kept) as it is, an int as its digits."""
+    return value if isinstance(value, str) else str(value)
+
+
+def _status_says_up(reply: AGIReply) -> bool:
+    """CHANNEL STATUS: ``200 result=<ast_channel_state>`` on a live channel,
+    ``511`` once res_agi is in dead-AGI mode."""
+    if isinstance(reply, AGIErrorReply):
+        if reply.code == 511:
+            return False
+        raise AGICommandError("CHANNEL STATUS", reply)
+    code = reply.result_int
+    return code is not None and code >= 0
 
 
 def _exec_result(reply: AGIResult, name: str) -> int:
@@ -641,6 +769,7 @@ __all__ = [
     "AGIDeadChannel",
     "AGIError",
     "AGIHangup",
+    "AGIPlaybackFailed",
     "AGISession",
     "AGITimeout",
     "DEFAULT_CLOSE_TIMEOUT",

@@ -6,8 +6,13 @@ with the dialplan contract of ``asterisk_conf/extensions.conf``: the CC_*
 variables first, ``CC_RESULT`` last, so a half-finished hand-off is never
 mistaken for a complete one.
 
-Prompts get long watchdogs (a closed message can last a minute); a missing
-prompt file is logged and skipped, never fatal for the call.
+Prompts get long watchdogs (a closed message can last a minute).  A prompt
+that Asterisk cannot play (``result=-1`` on a live channel, see
+:mod:`callcenter.asterisk.fastagi_session`) is never fatal for the call: it
+is logged once per call at WARNING and not asked for again; a play node goes
+on without it, and a menu or collect whose prompt is missing still reads
+the caller's keys with ``WAIT FOR DIGIT`` (``GET DATA``'s timeouts, ``#``
+ends the input).
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from callcenter.asterisk.channel_vars import (
     CC_CALL_ID, CC_LANGUAGE, CC_PRIORITY, CC_QUEUE, CC_RESULT, CC_SKILLS, CC_TRANSFER_TO, RESULT_DONE,
     RESULT_FALLBACK, RESULT_QUEUE, RESULT_TRANSFER,
 )
-from callcenter.asterisk.fastagi_protocol import AGIResult, QuotedArg
-from callcenter.asterisk.fastagi_session import AGICommandFailed, AGIHangup, AGISession
+from callcenter.asterisk.fastagi_protocol import QuotedArg
+from callcenter.asterisk.fastagi_session import AGIPlaybackFailed, AGISession
 from callcenter.ivr import sanitize
 from ivr_flows import commands as cmd
 
@@ -28,36 +33,55 @@ logger = logging.getLogger(__name__)
 PROMPT_TIMEOUT = 120.0
 SAY_TIMEOUT = 60.0
 VOICEMAIL_TIMEOUT = 900.0
-
-
-def _not_hung_up(reply: AGIResult, name: str) -> AGIResult:
-    if reply.result == "-1":
-        raise AGIHangup(f"{name}: {reply.raw}")
-    return reply
+#: ast_app_getdata_full without a timeout: 6 s for the first key, 2 s between keys.
+FIRST_KEY_MS, NEXT_KEY_MS = 6000, 2000
+END_KEY = "#"
 
 
 class AgiChannel:
     """One call's channel, spoken to in engine commands."""
 
-    def __init__(self, session: AGISession) -> None:
+    def __init__(self, session: AGISession, call_id: str | None = None) -> None:
         self.session = session
+        #: The call id for log lines (the handler sets the linkedid once known).
+        self.call_id = call_id or session.uniqueid
+        #: Sounds Asterisk could not play on this call: logged once, not asked for again.
+        self.missing: set[str] = set()
+
+    def _cannot_play(self, name: str, exc: AGIPlaybackFailed, then: str) -> None:
+        if name in self.missing:
+            return
+        self.missing.add(name)
+        logger.warning("call %s: prompt %r cannot be played (missing on the Asterisk box?): %s; %s",
+                       self.call_id, name, exc, then)
 
     async def play(self, prompt: str) -> None:
-        name = sanitize.prompt(prompt)
+        await self._stream(sanitize.prompt(prompt), "")
+
+    async def _stream(self, name: str, escape_digits: str) -> str:
+        """STREAM FILE ``name``: the escape key pressed, or ``""`` (also when it cannot be played)."""
+        if name in self.missing:
+            return ""
         try:
-            await self.session.stream_file(QuotedArg(name), QuotedArg(""), timeout=PROMPT_TIMEOUT)
-        except AGICommandFailed:
-            logger.warning("call %s: prompt %r is missing on the Asterisk box; skipped", self.session.uniqueid, name)
+            return await self.session.stream_file(QuotedArg(name), QuotedArg(escape_digits),
+                                                  timeout=PROMPT_TIMEOUT)
+        except AGIPlaybackFailed as exc:
+            self._cannot_play(name, exc, "skipped")
+            return ""
 
     async def say_digits(self, digits: str) -> None:
-        reply = await self.session.command("SAY", "DIGITS", QuotedArg(sanitize.say_digits(digits)), QuotedArg(""),
-                                           timeout=SAY_TIMEOUT)
-        _not_hung_up(reply, "SAY DIGITS")
+        spoken = sanitize.say_digits(digits)
+        try:
+            await self.session.say_digits(QuotedArg(spoken), QuotedArg(""), timeout=SAY_TIMEOUT)
+        except AGIPlaybackFailed as exc:
+            self._cannot_play("digits/*", exc, "skipped")
 
     async def say_number(self, number: int) -> None:
-        reply = await self.session.command("SAY", "NUMBER", QuotedArg(str(sanitize.say_number(number))),
-                                           QuotedArg(""), timeout=SAY_TIMEOUT)
-        _not_hung_up(reply, "SAY NUMBER")
+        spoken = str(sanitize.say_number(number))
+        try:
+            await self.session.say_number(QuotedArg(spoken), QuotedArg(""), timeout=SAY_TIMEOUT)
+        except AGIPlaybackFailed as exc:
+            self._cannot_play("digits/*", exc, "skipped")
 
     async def say_currency(self, command: cmd.SayCurrency) -> None:
         units, cents = sanitize.amount(command.amount)
@@ -72,10 +96,31 @@ class AgiChannel:
 
     async def get_digits(self, command: cmd.GetDigits) -> str:
         prompts = "&".join(sanitize.prompt(p) for p in command.prompts)
-        watchdog = PROMPT_TIMEOUT + command.timeout_ms / 1000.0 * (command.max_digits + 1)
-        raw = await self.session.get_data(QuotedArg(prompts), command.timeout_ms, command.max_digits,
-                                          timeout=watchdog)
+        if prompts in self.missing:
+            raw = await self.wait_for_keys(command.timeout_ms, command.max_digits)
+        else:
+            watchdog = PROMPT_TIMEOUT + command.timeout_ms / 1000.0 * (command.max_digits + 1)
+            try:
+                raw = await self.session.get_data(QuotedArg(prompts), command.timeout_ms, command.max_digits,
+                                                  timeout=watchdog)
+            except AGIPlaybackFailed as exc:
+                self._cannot_play(prompts, exc, "reading the caller's keys with WAIT FOR DIGIT")
+                raw = await self.wait_for_keys(command.timeout_ms, command.max_digits)
         return sanitize.caller_digits(raw, command.max_digits)
+
+    async def wait_for_keys(self, timeout_ms: int, max_digits: int) -> str:
+        """Up to ``max_digits`` keys with WAIT FOR DIGIT, the way GET DATA reads
+        them (ast_readstring_full): ``timeout_ms`` for each key (without one,
+        6 s for the first and 2 s for the next), ending at a timeout or at
+        ``#``, which is not part of the input."""
+        first_ms, next_ms = (timeout_ms, timeout_ms) if timeout_ms > 0 else (FIRST_KEY_MS, NEXT_KEY_MS)
+        keys = ""
+        while len(keys) < max_digits:
+            key = await self.session.wait_for_digit(next_ms if keys else first_ms)
+            if not key or key == END_KEY:
+                break
+            keys += key
+        return keys
 
     async def hand_off(self, handoff: cmd.HandOff, call_id: str) -> None:
         values = [(CC_QUEUE, sanitize.queue(handoff.queue)), (CC_SKILLS, sanitize.skills(handoff.skills)),

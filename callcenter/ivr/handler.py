@@ -65,6 +65,7 @@ class IvrHandler:
         except (AGIHangup, AGIConnectionLost):
             await call.record(cmd.ABANDONED, "")
             return
+        call.channel.call_id = call.call_id
         decision = flow_set.routes.resolve(call.dnis, self.now())
         if decision is None:
             logger.warning("call %s: no route for DNIS %r; caller sent to the fallback queue", call.call_id, call.dnis)
