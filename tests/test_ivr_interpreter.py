@@ -63,16 +63,18 @@ class AsteriskSide:
     silence) or HANGUP, used by GET DATA, or key by key by WAIT FOR DIGIT when
     the prompt is ``missing`` (an input shorter than the most keys read ends
     with ``#``).  ``hangup_during`` = "STREAM FILE custom/x" hangs up during
-    that prompt.  After a hang-up Asterisk is in dead-AGI mode;
+    that prompt; ``barge_in`` = {prompt: key} presses a key during a STREAM
+    FILE with escape digits.  After a hang-up Asterisk is in dead-AGI mode;
     ``sighup=False`` (AGISIGHUP=no) sends no HANGUP line.
     """
 
     def __init__(self, caller=(), *, missing=(), hangup_during: str = "", exec_result: str = "0",
-                 sighup: bool = True) -> None:
+                 barge_in=None, sighup: bool = True) -> None:
         self.caller = list(caller)
         self.missing = set(missing)
         self.hangup_during = hangup_during
         self.exec_result = exec_result
+        self.barge_in = dict(barge_in or {})
         self.sighup = sighup
         self.dead = False
         self.keys: list[str] = []
@@ -96,6 +98,8 @@ class AsteriskSide:
                 return b"200 result=-1 endpos=0\n"
             if self.hangup_during == f"STREAM FILE {name}":
                 return self.hang_up(b"200 result=-1 endpos=1200\n")
+            if name in self.barge_in and words[3] != '""':
+                return f"200 result={ord(self.barge_in.pop(name))} endpos=2400\n".encode()
             return b"200 result=0 endpos=8000\n"
         if verb == "GET DATA":
             if words[2].strip('"') in self.missing:
@@ -364,6 +368,30 @@ def test_a_caller_hanging_up_while_keys_are_read_with_wait_for_digit():
     call = Call(asterisk).start()
     assert asterisk.said()[-3:] == ["CHANNEL STATUS", "WAIT FOR DIGIT 5000", "CHANNEL STATUS"]
     assert call.record.outcome == "abandoned" and "CC_RESULT" not in call.variables
+
+
+def multi_prompt_menu(tmp_path: Path):
+    flow = ("start: m\nnodes:\n  m:\n    type: menu\n    prompt: [custom/cc-welcome, custom/cc-main-menu]\n"
+            "    choices: {\"1\": q}\n  q: {type: queue, queue: support}\n")
+    return load_flowset(flow_dir_with(tmp_path, flow))[0]
+
+
+def test_a_menu_of_several_prompts_plays_them_one_file_each(tmp_path):
+    """GET DATA opens one file (a&b would be one missing name): the first prompts go
+    out as STREAM FILE with every key as escape digit, the last one with GET DATA."""
+    asterisk = AsteriskSide(["1"])
+    call = Call(asterisk, flows=multi_prompt_menu(tmp_path)).start(dnis="4090")
+    assert asterisk.said() == ['STREAM FILE "custom/cc-welcome" "0123456789*#"',
+                               'GET DATA "custom/cc-main-menu" 5000 1']
+    assert call.variables["CC_QUEUE"] == "support"
+
+
+def test_a_key_pressed_during_an_earlier_prompt_is_the_input(tmp_path):
+    """The caller presses 1 during the first prompt: the menu takes it, like GET DATA would."""
+    asterisk = AsteriskSide(barge_in={"custom/cc-welcome": "1"})
+    call = Call(asterisk, flows=multi_prompt_menu(tmp_path)).start(dnis="4090")
+    assert asterisk.said() == ['STREAM FILE "custom/cc-welcome" "0123456789*#"']
+    assert call.variables["CC_QUEUE"] == "support"
 
 
 def test_hostile_input_never_reaches_the_dialplan():

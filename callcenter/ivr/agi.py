@@ -12,7 +12,10 @@ that Asterisk cannot play (``result=-1`` on a live channel, see
 is logged once per call at WARNING and not asked for again; a play node goes
 on without it, and a menu or collect whose prompt is missing still reads
 the caller's keys with ``WAIT FOR DIGIT`` (``GET DATA``'s timeouts, ``#``
-ends the input).
+ends the input).  ``GET DATA`` plays one file (``ast_app_getdata_full``
+hands its whole argument to ``ast_streamfile``), so of several prompts all
+but the last are played with ``STREAM FILE`` and any key as escape digit -
+a key pressed there is the first key of the input, as in ``GET DATA``.
 """
 
 from __future__ import annotations
@@ -95,20 +98,31 @@ class AgiChannel:
         await self.session.set_variable("CHANNEL(language)", sanitize.language(language))
 
     async def get_digits(self, command: cmd.GetDigits) -> str:
-        prompts = "&".join(sanitize.prompt(p) for p in command.prompts)
-        if prompts in self.missing:
+        names = [sanitize.prompt(p) for p in command.prompts]
+        for name in names[:-1]:
+            key = await self._stream(name, sanitize.CALLER_KEYS)
+            if key:
+                return sanitize.caller_digits(await self._keys_after(key, command), command.max_digits)
+        last = names[-1] if names else ""
+        if not last or last in self.missing:
             raw = await self.wait_for_keys(command.timeout_ms, command.max_digits)
         else:
             watchdog = PROMPT_TIMEOUT + command.timeout_ms / 1000.0 * (command.max_digits + 1)
             try:
-                raw = await self.session.get_data(QuotedArg(prompts), command.timeout_ms, command.max_digits,
+                raw = await self.session.get_data(QuotedArg(last), command.timeout_ms, command.max_digits,
                                                   timeout=watchdog)
             except AGIPlaybackFailed as exc:
-                self._cannot_play(prompts, exc, "reading the caller's keys with WAIT FOR DIGIT")
+                self._cannot_play(last, exc, "reading the caller's keys with WAIT FOR DIGIT")
                 raw = await self.wait_for_keys(command.timeout_ms, command.max_digits)
         return sanitize.caller_digits(raw, command.max_digits)
 
-    async def wait_for_keys(self, timeout_ms: int, max_digits: int) -> str:
+    async def _keys_after(self, first: str, command: cmd.GetDigits) -> str:
+        """The input that starts with ``first``, pressed during an earlier prompt."""
+        if first == END_KEY:
+            return ""
+        return first + await self.wait_for_keys(command.timeout_ms, command.max_digits - 1, first_key=False)
+
+    async def wait_for_keys(self, timeout_ms: int, max_digits: int, *, first_key: bool = True) -> str:
         """Up to ``max_digits`` keys with WAIT FOR DIGIT, the way GET DATA reads
         them (ast_readstring_full): ``timeout_ms`` for each key (without one,
         6 s for the first and 2 s for the next), ending at a timeout or at
@@ -116,7 +130,7 @@ class AgiChannel:
         first_ms, next_ms = (timeout_ms, timeout_ms) if timeout_ms > 0 else (FIRST_KEY_MS, NEXT_KEY_MS)
         keys = ""
         while len(keys) < max_digits:
-            key = await self.session.wait_for_digit(next_ms if keys else first_ms)
+            key = await self.session.wait_for_digit(first_ms if first_key and not keys else next_ms)
             if not key or key == END_KEY:
                 break
             keys += key
