@@ -11,7 +11,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.protocols.basic import LineReceiver
 
 from callcenter.asterisk.ami_codec import AMIDecoder
-from callcenter.sim import OriginateRequest, Simulator
+from callcenter.sim import OriginateRequest, Simulator, SoundLibrary
 from callcenter.sim.agi_codes import parse_args
 from callcenter.sim.expressions import substitute
 from callcenter.sim.originate import parse_callerid
@@ -283,6 +283,50 @@ def test_scripted_caller_answers_each_prompt_that_reads_digits():
     replies = agi.connections[0].lines[-4:]
     assert replies == [b"200 result=42", b"200 result=35", b"200 result=1", b"HANGUP"]
     assert at(sim, "DTMFBegin", Digit="4") == pytest.approx(0.502 + 3404 / 8000 + 0.5)
+
+
+def test_missing_prompts_answer_like_asterisk_22_with_the_channel_still_up():
+    """GET DATA of a missing prompt: ``200 result=-1``; STREAM FILE: ``200 result=-1 endpos=0``
+    (AGISTATUS=FAILURE); the channel stays up (CHANNEL STATUS 6) and WAIT FOR DIGIT reads
+    the caller's key; ``beep&beep`` is one missing name for GET DATA, while Playback plays
+    each file and answers 0 with PLAYBACKSTATUS=FAILED."""
+    sounds = SoundLibrary(missing=frozenset({"custom/cc-main-menu", "custom/cc-welcome"}))
+    sim, _, agi = make([["GET DATA custom/cc-main-menu 3000 1", 'STREAM FILE custom/cc-welcome ""',
+                         "CHANNEL STATUS", "WAIT FOR DIGIT 3000", "GET DATA beep&beep 3000 1",
+                         "EXEC Playback custom/cc-welcome&beep", "GET VARIABLE PLAYBACKSTATUS",
+                         "GET DATA beep 3000 1", "SET VARIABLE CC_RESULT done"]], sounds=sounds)
+    call = sim.call("5551001", "Jane Doe", keys=["7", "8"], key_delay=0.5)
+    sim.advance(10)
+    assert agi.connections[0].lines[-10:] == [
+        b"200 result=-1", b"200 result=-1 endpos=0", b"200 result=6", b"200 result=55", b"200 result=-1",
+        b"200 result=0", b"200 result=1 (FAILED)", b"200 result=8", b"200 result=1", b"HANGUP"]
+    varsets = [(m.get("Variable"), m.get("Value")) for _, m in sim.events
+               if m.name == "VarSet" and m.get("Channel") == call.line.name]
+    assert ("AGISTATUS", "FAILURE") in varsets
+    ends = [(m.get("Command"), m.get("ResultCode")) for _, m in sim.events if m.name == "AGIExecEnd"]
+    assert ends[:2] == [("GET DATA custom/cc-main-menu 3000 1", "200"), ('STREAM FILE custom/cc-welcome ""', "-1")]
+    assert sim.errors == []
+
+
+def test_only_the_available_prompts_exist_when_a_set_is_given():
+    """``available`` is the box's whole sound set; ``missing`` takes files out; ``&`` never names a file."""
+    sounds = SoundLibrary(available=frozenset({"beep", "custom/cc-welcome"}), missing=frozenset({"beep"}))
+    assert [sounds.exists(n) for n in ("custom/cc-welcome", "beep", "custom/cc-main-menu", "", "beep&beep")] == [
+        True, False, False, False, False]
+    assert SoundLibrary().exists("custom/anything")
+
+
+def test_channel_status_right_after_a_hangup_minus_one_gets_hangup_then_511():
+    """The caller leaves during GET DATA: ``-1``; a CHANNEL STATUS sent at once is read only
+    after Asterisk wrote HANGUP (res_agi drains the channel first) and answers 511."""
+    sim, _, agi = make([["GET DATA beep 10000 1", "CHANNEL STATUS", "NOOP"]])
+    call = sim.call("5551001", "Jane Doe")
+    sim.advance(2)
+    call.hangup()
+    sim.advance(2)
+    assert agi.connections[0].lines[-5:] == [
+        b"200 result=-1", b"HANGUP", b"511 Command Not Permitted on a dead channel or intercept routine",
+        b"200 result=0", b"HANGUP"]
 
 
 def test_hangup_causes_as_recorded():

@@ -13,6 +13,7 @@ the reactor runs it in real time.
     call = sim.call("5551001", "Zoë", dnis="4000", digits="1")   # or keys=["1", "42#"]
     call.hangup(); sim.answer("6001"); sim.agent_hangup("6001")
     sim.shutdown(restart=True)                    # 'core restart now'
+    Simulator(..., sounds=SoundLibrary(missing=frozenset({"custom/cc-main-menu"})))  # a box lacking a prompt
 
 Modules: scenarios (the API), ami_server/ami_actions/ami_lists/cli (AMI),
 agi_client/agi_session/agi_commands/agi_media (FastAGI), pbx/tasks/channels/

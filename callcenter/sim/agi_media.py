@@ -4,10 +4,12 @@ They wait through ``session.media()``, which returns early on an accepted
 digit or a hangup.  Replies and timings as recorded in agi_session.txt:
 ``GET DATA`` (prompt interruptible by any digit, 6 s for the first digit and
 2 s between digits unless a timeout is given, ``#`` ends the input,
-``200 result= (timeout)`` with no digit, ``200 result=-1`` on hangup),
-``STREAM FILE`` (``endpos`` in 8 kHz samples, ``-1 endpos=0`` for a missing
-file, which is a command failure), ``SAY DIGITS`` (about 0.83 s a digit),
-``EXEC`` (``-2`` for an unknown application).
+``200 result= (timeout)`` with no digit, ``200 result=-1`` on hangup and for
+a prompt that cannot be opened, the channel staying up; an empty prompt only
+reads digits), ``STREAM FILE`` (``endpos`` in 8 kHz samples, ``-1 endpos=0``
+for a missing file, which is a command failure), ``CONTROL STREAM FILE``
+(``endpos`` in ms), ``SAY DIGITS`` (about 0.83 s a digit), ``EXEC`` (``-2``
+for an unknown application; Playback answers 0 even for a missing file).
 """
 
 from __future__ import annotations
@@ -57,11 +59,12 @@ def h_get_data(s: AgiSession, argv):
         first = between = None
     else:
         first, between = FIRST_DIGIT_TIMEOUT, BETWEEN_DIGITS_TIMEOUT
-    if not s.sounds.exists(argv[2]):
+    prompt = argv[2]
+    if prompt and not s.sounds.exists(prompt):  # ast_app_getdata_full: ast_streamfile's -1
         s.reply("200 result=-1")
         return SUCCESS
     digits, wait = "", first
-    outcome = yield from s.media(s.sounds.duration(argv[2]), DIGITS)
+    outcome = yield from s.media(s.sounds.duration(prompt) if prompt else 0.0, DIGITS)
     while True:
         if outcome[0] == "done":
             outcome = yield from s.media(wait, DIGITS)
@@ -96,41 +99,47 @@ def _atoi(text: str) -> int:
         return 0
 
 
-def _stream(s: AgiSession, argv, with_endpos: bool, wait_after: float | None = None):
+def _stream(s: AgiSession, argv, per_second: int = 8000, wait_after: float | None = None):
+    """Play argv[2]; ``endpos`` counts ``per_second`` units (samples, or ms for CONTROL STREAM FILE)."""
     name, escapes = argv[2], argv[3] if len(argv) > 3 else ""
     if not s.sounds.exists(name):
-        s.reply("200 result=-1 endpos=0" if with_endpos else "200 result=-1")
+        s.reply("200 result=-1 endpos=0")
         return FAILURE
     started = s.engine.now()
     outcome = yield from s.media(s.sounds.duration(name), escapes or None)
-    played = min(s.sounds.samples(name), int((s.engine.now() - started) * 8000))
+    elapsed = s.engine.now() - started
     if outcome[0] == "done" and wait_after:
         outcome = yield from s.media(wait_after, escapes or None)
         outcome = ("done", None) if outcome[0] == "done" else outcome
     result = {"hangup": -1, "digit": ord(outcome[1]) if outcome[1] else 0}.get(outcome[0], 0)
-    if outcome[0] == "done" and with_endpos:
+    if outcome[0] == "done" and per_second == 8000:
         s.engine.set_var(s.chan, "PLAYBACKSTATUS", "SUCCESS")
-    s.reply(f"200 result={result} endpos={played}" if with_endpos else f"200 result={result}")
+    if per_second == 8000:
+        endpos = min(s.sounds.samples(name), int(elapsed * 8000))
+    else:
+        endpos = int(min(s.sounds.duration(name), elapsed) * per_second)
+    s.reply(f"200 result={result} endpos={endpos}")
     return SUCCESS if result >= 0 else FAILURE
 
 
 def h_stream_file(s: AgiSession, argv):
     if len(argv) not in (4, 5):
         return SHOWUSAGE
-    return (yield from _stream(s, argv, True))
+    return (yield from _stream(s, argv))
 
 
 def h_control_stream_file(s: AgiSession, argv):
-    if not 5 <= len(argv) <= 9:
+    """res_agi.c handle_controlstreamfile: 5 to 10 words, ``200 result=N endpos=<ms>``."""
+    if not 5 <= len(argv) <= 10:
         return SHOWUSAGE
-    return (yield from _stream(s, argv[:2] + [argv[3], argv[4]], False))
+    return (yield from _stream(s, argv[:2] + [argv[3], argv[4]], per_second=1000))
 
 
 def h_get_option(s: AgiSession, argv):
     if len(argv) not in (4, 5):
         return SHOWUSAGE
     wait = int(argv[4]) / 1000 if len(argv) == 5 and argv[4].isdigit() else GET_OPTION_TIMEOUT
-    return (yield from _stream(s, argv[:4], True, wait_after=wait))
+    return (yield from _stream(s, argv[:4], wait_after=wait))
 
 
 def _say(s: AgiSession, words: int, escapes: str):

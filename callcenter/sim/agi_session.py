@@ -42,16 +42,25 @@ DEAD = "511 Command Not Permitted on a dead channel or intercept routine"
 class SoundLibrary:
     """Which sound files exist and how long they play (8 kHz samples for ``endpos``).
 
-    ``beep`` is 3404 samples as recorded; every other file exists and lasts
-    ``default`` seconds unless listed in ``durations`` or ``missing``.
+    ``beep`` is 3404 samples as recorded; every file lasts ``default`` seconds
+    unless listed in ``durations``.  A file exists unless it is in ``missing``
+    or, when ``available`` is given (a box with only those prompts installed),
+    not in ``available``.  A name holding ``&`` never exists: ast_streamfile
+    opens one file (GET DATA, STREAM FILE); only Playback splits on ``&``.
+    What a missing file gives, as res_agi.c answers on a live channel:
+    GET DATA ``200 result=-1``, STREAM FILE ``200 result=-1 endpos=0``
+    (AGISTATUS=FAILURE), EXEC Playback ``200 result=0`` (PLAYBACKSTATUS=FAILED).
     """
 
     durations: dict[str, float] = field(default_factory=lambda: {"beep": 3404 / 8000})
     default: float = 1.0
     missing: frozenset[str] = frozenset()
+    available: frozenset[str] | None = None
 
     def exists(self, name: str) -> bool:
-        return bool(name) and name not in self.missing
+        if not name or "&" in name or name in self.missing:
+            return False
+        return self.available is None or name in self.available
 
     def duration(self, name: str) -> float:
         return self.durations.get(name, self.default)
@@ -274,15 +283,20 @@ class AgiSession:
         if task is not None and not task.done:
             task.wake()
 
-    def playback(self, name: str):
-        if self.dead or not self.sounds.exists(name):
-            self.engine.set_var(self.chan, "PLAYBACKSTATUS", "FAILED")
-            return 0
-        outcome = yield from self.media(self.sounds.duration(name), None)
-        if outcome[0] == "hangup":
-            self.engine.set_var(self.chan, "PLAYBACKSTATUS", "FAILED")
+    def playback(self, files: str):
+        """app_playback.c playback_exec: the ``&``-separated files in turn; one that
+        is missing or cut short by a hang-up sets PLAYBACKSTATUS=FAILED and the
+        next is tried; 0 either way (-1 only without a file name)."""
+        if not files:
             return -1
-        self.engine.set_var(self.chan, "PLAYBACKSTATUS", "SUCCESS")
+        failed = False
+        for name in (part.strip() for part in files.split("&")):
+            if self.dead or self.needhup or not self.sounds.exists(name):
+                failed = True
+                continue
+            outcome = yield from self.media(self.sounds.duration(name), None)
+            failed = failed or outcome[0] == "hangup"
+        self.engine.set_var(self.chan, "PLAYBACKSTATUS", "FAILED" if failed else "SUCCESS")
         return 0
 
     def run_app(self, impl, data: str):
