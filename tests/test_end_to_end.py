@@ -18,6 +18,7 @@ from acd.events import (CallArrived, CallCompleted, CallConnected, CallEnded, Ca
                         CallQueued)
 from callcenter.app import build_root
 from callcenter.config import build_config
+from callcenter.sim import SoundLibrary
 from callcenter.sim.scenarios import Simulator
 from tests.servers import free_port
 from tests.util import copy_flows
@@ -47,10 +48,9 @@ async def until(predicate, timeout, what):
         waited += 0.05
 
 
-@pytest.fixture
-def lab(tmp_path):
+def running_lab(tmp_path, sounds=None):
     agi_port = free_port()
-    sim = Simulator(reactor, agi_port=agi_port)
+    sim = Simulator(reactor, agi_port=agi_port, sounds=sounds)
     sim.start()
     flows = copy_flows(tmp_path)
     Path(flows, "routes.yaml").write_text(ALWAYS_OPEN)
@@ -67,6 +67,17 @@ def lab(tmp_path):
     yield sim, root, events
     pytest_twisted.blockon(root.stopService())
     sim.stop()
+
+
+@pytest.fixture
+def lab(tmp_path):
+    yield from running_lab(tmp_path)
+
+
+@pytest.fixture
+def lab_missing_prompts(tmp_path):
+    """A box without the welcome and main-menu prompt files."""
+    yield from running_lab(tmp_path, SoundLibrary(missing=frozenset({"custom/cc-welcome", "custom/cc-main-menu"})))
 
 
 @pytest_twisted.ensureDeferred
@@ -113,6 +124,26 @@ async def test_a_hotline_call_is_tracked_end_to_end_and_logged_once(lab):
     assert contact.agent
     assert contact.customer_id == customer
     assert contact.linkedid == call.line.linkedid
+
+
+@pytest_twisted.ensureDeferred
+async def test_missing_prompts_on_the_box_still_queue_the_caller_with_the_keys_pressed(lab_missing_prompts):
+    """STREAM FILE and GET DATA answer -1 on a live channel: the IVR skips the welcome,
+    reads the main menu's key with WAIT FOR DIGIT, and the caller (1, then 0) reaches
+    support; the contact record has both keys."""
+    sim, root, events = lab_missing_prompts
+    await until(lambda: root.ami.client is not None and root.ami.client.logged_in.is_set(), 10, "AMI login")
+    sim.agent("6001", ring=1, talk=1)
+    sim.add_member("support", "6001")
+    sim.call("5551001", "Jane Doe", dnis="4000", keys=["1", "0"])
+    await until(lambda: any(isinstance(e, CallEnded) for e in events), 30, "the call to end")
+    ended = next(e for e in events if isinstance(e, CallEnded))
+    assert ended.record.queue == "support"
+    await root.crm.writer.wait_flushed()
+    contact = await root.crm.store.contact(ended.call_id)
+    assert (contact.queue, contact.self_service, contact.abandoned) == ("support", "queue", False)
+    assert [s.digits for s in contact.ivr_path if s.digits] == ["1", "0"]
+    assert contact.answered_at is not None
 
 
 @pytest_twisted.ensureDeferred

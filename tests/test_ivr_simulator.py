@@ -16,6 +16,7 @@ from ivr_flows.flowset import load_flowset
 from ivr_flows.memory import FixedQueueStats, InMemoryCustomers, MemoryContactRecords
 
 from callcenter.sim import scenarios  # noqa: E402
+from callcenter.sim import SoundLibrary  # noqa: E402
 
 SHIPPED = Path(__file__).resolve().parent.parent / "ivr_flows" / "flows"
 MONDAY_10_SHANGHAI = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc).timestamp()
@@ -26,7 +27,7 @@ CUSTOMERS = [
 
 
 class Lab:
-    def __init__(self) -> None:
+    def __init__(self, sounds=None) -> None:
         self.clock = task.Clock()
         self.clock.advance(MONDAY_10_SHANGHAI)
         flow_set = load_flowset(SHIPPED)[0]
@@ -35,7 +36,7 @@ class Lab:
                              self.clock)
         self.factory = FastAGIServerFactory({"ivr": handler.handle}, self.clock)
         self.factory.doStart()
-        self.sim = scenarios.Simulator(None, clock=self.clock, agi_server=self.factory)
+        self.sim = scenarios.Simulator(None, clock=self.clock, agi_server=self.factory, sounds=sounds)
         self.sim.start()
 
     def events(self, name: str) -> list:
@@ -81,3 +82,23 @@ def test_a_caller_hanging_up_in_the_main_menu_on_the_simulated_box():
     [record] = lab.records.records
     assert record.outcome == "abandoned" and record.left_at == "hotline:main_menu"
     assert lab.events("QueueCallerJoin") == []
+
+
+def test_missing_prompts_on_the_simulated_box_still_route_the_caller_by_keys():
+    """The box lacks the welcome and the main-menu prompts: STREAM FILE and GET DATA
+    answer -1 with the channel up, the IVR goes on, reads the main menu's key with
+    WAIT FOR DIGIT, and 1 then 0 reach support; the FastAGI session ends normally."""
+    lab = Lab(SoundLibrary(missing=frozenset({"custom/cc-welcome", "custom/cc-main-menu"})))
+    lab.sim.agent("6002", ring=1, talk=2)
+    lab.sim.add_member("support", "6002")
+    lab.sim.call("5551001", "Jane Doe", dnis="4000", keys=["1", "0"])
+    lab.sim.advance(20)
+    [record] = lab.records.records
+    assert [(e.node, e.value) for e in record.path if e.event == "digits"] == [
+        ("choose_language", "1"), ("main_menu", "0")]
+    assert record.outcome == "queue" and record.handoff.queue == "support"
+    commands = [m.get("Command") for m in lab.events("AGIExecEnd")]
+    assert commands[commands.index('GET DATA "custom/cc-main-menu" 5000 1') + 1:][:2] == [
+        "CHANNEL STATUS", "WAIT FOR DIGIT 5000"]
+    assert [m.get("Queue") for m in lab.events("AgentConnect")] == ["support"]
+    assert lab.factory.active_sessions == 0
