@@ -566,6 +566,23 @@ def test_resync_ends_the_conversation_of_an_agent_who_left_during_the_outage():
     assert h.tracker.channel_count == 2
 
 
+def test_resync_of_a_call_answered_in_queue_while_the_daemon_was_away_keeps_its_queue():
+    """No QueueEntry once an agent answered: the caller's Queue() application data names the queue."""
+    timed = session_messages("ami_full_call.session.txt")
+    news = [m for _, m in timed if m.name == "Newchannel"]
+    caller = next(m for m in news if "from-pstn" in (m.get("Channel") or ""))
+    leg = next(m for m in news if (m.get("Channel") or "").startswith("Local/6001@") and
+               (m.get("Channel") or "").endswith(";1"))
+    h = Harness()
+    h.now = 50.0
+    h.tracker.ami_snapshot(AMISnapshot((
+        _row(caller, Application="Queue", ApplicationData="support,t,,,600", Duration="00:00:20", BridgeId="b1"),
+        _row(leg, Application="AppQueue", ApplicationData="(Outgoing Line)", Duration="00:00:12", BridgeId="b1")),
+        (), (), False))
+    call = only(only(h.of(ev.CallsResynced)).calls)
+    assert (call.state, call.queue, call.answered_at) == (CallState.CONNECTED, "support", 38.0)
+
+
 def test_reap_drops_calls_without_events_for_orphan_after_seconds():
     """A call whose hangups were never seen is ended (cause unknown) after orphan_after, not before."""
     timed = session_messages("ami_full_call.session.txt")

@@ -16,6 +16,8 @@ table, and logs each state it sets with the call id.
   conversation).  A ChanSpy call stays a spy call, never announced.
 * A call resynced after a reconnect gets its times from ``Duration``/``Wait``
   (whole seconds) and leaves unknown ones None.
+* A caller answered in ``Queue()`` while the link was down has no
+  ``QueueEntry`` any more: its queue is the first argument of ``Queue()``.
 * The state follows from the rows: bridged with a leg -> connected, legs
   ringing -> offered, in a queue or on music on hold -> queued, AGI -> ivr.
 * Queue members are re-announced (``AgentMemberStatus``), every call is
@@ -167,6 +169,9 @@ class _Resync:
         if entry is not None:
             call.queue, call.in_queue, call.position = entry.get("Queue"), True, int_or_none(entry.get("Position"))
             call.queued_at = self.now - duration_seconds(entry.get("Wait"))
+        elif call.queue is None and hub.get("Application") == "Queue":
+            # answered in Queue() while we were away: no QueueEntry any more, the queue is Queue()'s first argument
+            call.queue = (hub.get("ApplicationData") or "").split(",", 1)[0].strip() or None
         if call.state is S.CONNECTED and not bridged:
             t._end_talk(call, self.now, t._released_by(call, "peer"))   # the agent left meanwhile
         if bridged:
