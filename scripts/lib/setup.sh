@@ -35,11 +35,23 @@ ensure_venv() {
     fi
 }
 
-# Debian packages the test suite runs for real (Redis, PostgreSQL).
+# Debian packages the test suite runs for real: Redis and PostgreSQL; espeak-ng
+# and sox for the IVR prompts; and for the real-Asterisk tests SIPp
+# (sip-tester), Asterisk's core sounds and hold music, and the libraries the
+# relocatable Asterisk build links against (tests/real_asterisk.py).
 ensure_debian_packages() {
-    local missing=()
+    local missing=() pkg
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+    command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+    command -v sox >/dev/null 2>&1 || missing+=(sox)
+    command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+    [ -f /usr/share/asterisk/sounds/en_US_f_Allison/vm-goodbye.gsm ] || missing+=(asterisk-core-sounds-en-gsm)
+    [ -f /usr/share/asterisk/sounds/en_US_f_Allison/vm-goodbye.wav ] || missing+=(asterisk-core-sounds-en-wav)
+    compgen -G "/usr/share/asterisk/moh/*.gsm" >/dev/null || missing+=(asterisk-moh-opsound-gsm)
+    for pkg in libjansson4 libedit2 libxslt1.1 libxml2 libsqlite3-0 libssl3 libuuid1 libicu72; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
     [ ${#missing[@]} -eq 0 ] && return 0
     local sudo=()
     if [ "$(id -u)" -ne 0 ]; then
