@@ -7,7 +7,7 @@ raises ``ConfigError`` carrying *every* problem found (file, key, reason).
 Secrets may come from the environment instead of the file; the environment
 wins.  Relative paths (sqlite files, journal, flows) are taken relative to
 the directory of the config file, so a config works from any working
-directory.
+directory; unset IVR paths mean the flows installed with the package.
 """
 
 from __future__ import annotations
@@ -139,8 +139,27 @@ class DesktopConfig:
 
 @dataclass(frozen=True)
 class IvrConfig:
-    flows_dir: str = "ivr_flows/flows"
-    routes: str = "ivr_flows/flows/routes.yaml"
+    #: Empty: the flows installed with the package (``ivr_flows/flows``).
+    flows_dir: str = ""
+    #: Empty: ``routes.yaml`` in ``flows_dir``.
+    routes: str = ""
+
+
+def packaged_flows_dir() -> str:
+    """The example flows installed with the package, used when no ``ivr.flows_dir`` is configured."""
+    import ivr_flows
+
+    return str(Path(ivr_flows.__file__).resolve().parent / "flows")
+
+
+def _ivr_paths(ivr: IvrConfig, base: Path | None) -> IvrConfig:
+    """Configured paths relative to the config file; unset ones default to the packaged flows."""
+    def resolve(value: str) -> str:
+        return _resolve(base, value) if base is not None else value
+
+    flows_dir = resolve(ivr.flows_dir) if ivr.flows_dir else packaged_flows_dir()
+    routes = resolve(ivr.routes) if ivr.routes else str(Path(flows_dir) / "routes.yaml")
+    return IvrConfig(flows_dir=flows_dir, routes=routes)
 
 
 @dataclass(frozen=True)
@@ -276,10 +295,7 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
         db, sep, query = rest.partition("?")
         if db and not db.startswith("/") and db != ":memory:":
             crm_url = prefix + _resolve(base, db) + sep + query
-    return cfg.replace(
-        crm=dataclasses.replace(cfg.crm, url=crm_url, journal=_resolve(base, cfg.crm.journal)),
-        ivr=IvrConfig(flows_dir=_resolve(base, cfg.ivr.flows_dir), routes=_resolve(base, cfg.ivr.routes)),
-    )
+    return cfg.replace(crm=dataclasses.replace(cfg.crm, url=crm_url, journal=_resolve(base, cfg.crm.journal)))
 
 
 def build_config(doc: Mapping[str, Any], *, source: str = "<config>", base: Path | None = None,
@@ -309,6 +325,7 @@ def build_config(doc: Mapping[str, Any], *, source: str = "<config>", base: Path
     problems += [p for p in _semantic_problems(source, cfg) if p.key.split("[")[0] not in bad]
     if problems:
         raise ConfigError(problems)
+    cfg = cfg.replace(ivr=_ivr_paths(cfg.ivr, base))
     return _resolve_paths(cfg, base) if base is not None else cfg
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import ivr_flows
+
 from callcenter.cli import cli
 from tests.servers import free_port
 from tests.util import copy_flows
@@ -221,3 +223,24 @@ def test_flows_test_reads_a_real_crm_without_writing(tmp_path):
                                       "--customer-db", url])
     assert result.exit_code == 0, result.output
     assert "currency 120.50" in result.output and "currency 15.00" in result.output
+
+
+def test_run_with_a_config_outside_the_repository_and_no_ivr_section(tmp_path):
+    """No [ivr]: the daemon starts on the flows installed with the package, from any directory."""
+    path = tmp_path / "cc.toml"
+    path.write_text(f'[asterisk]\nami_secret = "s"\nami_port = {free_port()}\nagi_port = {free_port()}\n'
+                    f'[crm]\nurl = "sqlite:///cc.db"\n[desktop]\nport = {free_port()}\n')
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("CALLCENTER_AMI_SECRET", None)
+    proc = subprocess.Popen([sys.executable, "-m", "callcenter", "run", "--config", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
+    try:
+        out = read_until(proc, "callcenter running", 30)
+        assert f"IVR flows loaded from {Path(ivr_flows.__file__).resolve().parent / 'flows'}" in out
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+        assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

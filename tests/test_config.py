@@ -211,3 +211,27 @@ def test_default_region_must_be_a_region_code():
     assert problems({**SECRET, "crm": {"default_region": "China"}}) == [
         "cc.toml: crm.default_region: expected a two-letter ISO 3166 region code such as CN or US, got 'China'"]
     assert build_config({**SECRET, "crm": {"default_region": "US"}}, environ={}).crm.default_region == "US"
+
+
+def test_without_ivr_the_flows_installed_with_the_package_are_used(tmp_path):
+    """A config outside the repository with no [ivr] finds the packaged flows, not <config dir>/ivr_flows."""
+    import ivr_flows
+
+    path = tmp_path / "elsewhere" / "cc.toml"
+    path.parent.mkdir()
+    path.write_text('[asterisk]\nami_secret = "s"\n')
+    cfg = load_config(path, environ={})
+    packaged = Path(ivr_flows.__file__).resolve().parent / "flows"
+    assert cfg.ivr.flows_dir == str(packaged)
+    assert cfg.ivr.routes == str(packaged / "routes.yaml")
+    assert Path(cfg.ivr.routes).is_file()
+
+
+def test_routes_default_to_the_configured_flows_dir(tmp_path):
+    """Only flows_dir set: routes.yaml is taken from there; both relative to the config file."""
+    path = tmp_path / "cc.toml"
+    path.write_text('[asterisk]\nami_secret = "s"\n[ivr]\nflows_dir = "myflows"\n')
+    cfg = load_config(path, environ={})
+    assert (cfg.ivr.flows_dir, cfg.ivr.routes) == (str(tmp_path / "myflows"), str(tmp_path / "myflows" / "routes.yaml"))
+    path.write_text('[asterisk]\nami_secret = "s"\n[ivr]\nflows_dir = "myflows"\nroutes = "r/routes.yaml"\n')
+    assert load_config(path, environ={}).ivr.routes == str(tmp_path / "r" / "routes.yaml")
