@@ -4,6 +4,10 @@ The IVR reads customers as plain mappings (``id``, ``name``, ``tier``,
 ``balance``, ``arrears``, ``account``, ``language``); this adapter builds
 them from the CRM's frozen records.  Every method returns a Deferred: the
 work runs on the CRM's database thread pool, never on the reactor.
+
+Ticket drafts and callback requests carry the IVR's key (call, flow, node):
+a write whose timeout fired may still commit, and a retry with the same key
+answers the id of that write instead of opening a second ticket.
 """
 
 from __future__ import annotations
@@ -68,22 +72,22 @@ class CrmCustomerPort:
         return await self._view(await self._store.lookup_by_account(account))
 
     async def open_ticket_draft(self, *, call_id: str, customer_id: str | None, ani: str, category: str,
-                                summary: str) -> str | None:
+                                summary: str, key: str | None = None) -> str | None:
         kind = TICKET_KIND.get(category, "consultation")
         ticket = await self._store.open_ticket(NewTicket(
             kind=kind, subject=summary[:200] or f"{kind} from {ani}", created_by=ACTOR,
             customer_id=_int(customer_id), description=f"Opened in the IVR for caller {ani}.",
-            linkedids=(call_id,)))
+            linkedids=(call_id,), idempotency_key=key))
         return str(ticket.id)
 
     async def record_callback(self, *, call_id: str, customer_id: str | None, number: str, flow: str,
-                              queue: str | None) -> str | None:
+                              queue: str | None, key: str | None = None) -> str | None:
         """A callback request is a service order: the back office works it like any other."""
         ticket = await self._store.open_ticket(NewTicket(
             kind="service_order", subject=f"Callback request to {number}", created_by=ACTOR,
             customer_id=_int(customer_id),
             description=f"Caller asked to be called back on {number} (flow {flow}, queue {queue or '-'}).",
-            linkedids=(call_id,)))
+            linkedids=(call_id,), idempotency_key=key))
         return str(ticket.id)
 
 

@@ -262,12 +262,16 @@ tickets = _table(
     Column("due_at", UtcDateTime),
     Column("created_by", Key(64), nullable=False),
     Column("version", BigInteger, nullable=False, server_default="1"),  # bumped by every change
+    # Set by writes that may be retried (the IVR's drafts and callback requests: call:flow:node);
+    # a second write with the same key finds the first one instead of making another.
+    Column("idempotency_key", Key(200)),
     _created(), _updated(),
     CheckConstraint(_in("kind", TICKET_KINDS), name="kind"),
     CheckConstraint(_in("status", TICKET_STATUSES), name="status"),
     CheckConstraint(_in("priority", TICKET_PRIORITIES), name="priority"),
     Index("ix_tickets_customer_status", "customer_id", "status"),
     Index("ix_tickets_owner_status", "owner", "status"),
+    Index("uq_tickets_idempotency_key", "idempotency_key", unique=True),
 )
 
 ticket_events = _table(

@@ -6,6 +6,11 @@ one transaction that updates the ticket, bumps its ``version`` and appends
 one ``ticket_events`` row per changed field (who, when, old, new).  Passing
 ``expected_version`` makes a change fail with ``Conflict`` if someone else
 changed the ticket since it was read.
+
+Opening a ticket with an ``idempotency_key`` is idempotent: the key is
+unique in the database, and a second open with the same key (a retry after a
+timeout, while the first write may still have committed) answers the ticket
+the first one made and writes nothing.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ class NewTicket:
     owner: str | None = None
     due_at: datetime | None = None
     linkedids: tuple[str, ...] = ()
+    #: The same key opens one ticket, however often it is asked (e.g. ``<linkedid>:<flow>:<node>``).
+    idempotency_key: str | None = None
 
 
 def ticket_of(row: Any) -> TicketSummary:
@@ -69,8 +76,18 @@ def _event(conn: Connection, ticket_id: int, actor: str, action: str, old: Any =
                                               old_value=show(old), new_value=show(new)))
 
 
+def _insert(conn: Connection) -> Any:
+    """INSERT with ON CONFLICT for this connection's database."""
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+def _by_key(conn: Connection, key: str) -> TicketSummary | None:
+    row = conn.execute(select(tickets).where(tickets.c.idempotency_key == key)).first()
+    return None if row is None else ticket_of(row)
+
+
 def _link(conn: Connection, ticket_id: int, linkedid: str, actor: str) -> bool:
-    insert_ = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    insert_ = _insert(conn)
     added = conn.execute(insert_(ticket_contacts).values(ticket_id=ticket_id, linkedid=linkedid)
                          .on_conflict_do_nothing().returning(ticket_contacts.c.linkedid)).first() is not None
     if added:
@@ -79,6 +96,7 @@ def _link(conn: Connection, ticket_id: int, linkedid: str, actor: str) -> bool:
 
 
 def thd_open_ticket(engine: Engine, new: NewTicket) -> TicketSummary:
+    """Open a ticket; with an ``idempotency_key`` already used, the ticket that key opened."""
     v.choice("kind", new.kind, TICKET_KINDS)
     v.choice("priority", new.priority, TICKET_PRIORITIES)
     v.text("subject", new.subject, 200, required=True)
@@ -88,13 +106,30 @@ def thd_open_ticket(engine: Engine, new: NewTicket) -> TicketSummary:
     due_at = v.moment("due_at", new.due_at)
     for i, linkedid in enumerate(new.linkedids):
         v.text(f"linkedids[{i}]", linkedid, 64, required=True)
+    key = v.text("idempotency_key", new.idempotency_key, 200, required=new.idempotency_key is not None)
     with write_tx(engine) as conn:
+        if key is not None and (earlier := _by_key(conn, key)) is not None:
+            return earlier
         if new.customer_id is not None and conn.execute(
                 select(customers.c.id).where(customers.c.id == new.customer_id)).scalar() is None:
             raise NotFound(f"no customer {new.customer_id}")
-        ticket_id = conn.execute(insert(tickets).values(
-            customer_id=new.customer_id, kind=new.kind, subject=new.subject, description=new.description,
-            priority=new.priority, owner=new.owner, due_at=due_at, created_by=new.created_by)).inserted_primary_key[0]
+        values = dict(customer_id=new.customer_id, kind=new.kind, subject=new.subject, description=new.description,
+                      priority=new.priority, owner=new.owner, due_at=due_at, created_by=new.created_by,
+                      idempotency_key=key)
+        if key is None:
+            ticket_id = conn.execute(insert(tickets).values(values)).inserted_primary_key[0]
+        else:
+            # PostgreSQL: a concurrent transaction with the same key may have inserted since the check;
+            # ON CONFLICT waits for it, and once it committed its ticket is the answer.
+            made = conn.execute(_insert(conn)(tickets).values(values)
+                                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                                .returning(tickets.c.id)).first()
+            if made is None:
+                earlier = _by_key(conn, key)
+                if earlier is None:
+                    raise Conflict(f"ticket key {key!r} is taken but its ticket cannot be read")
+                return earlier
+            ticket_id = made.id
         _event(conn, ticket_id, new.created_by, "created", None, f"{new.kind}: {new.subject}")
         for linkedid in new.linkedids:
             _link(conn, ticket_id, linkedid, new.created_by)

@@ -80,18 +80,37 @@ class QueueStats:
 
 @dataclass(frozen=True)
 class OpenTicketDraft:
+    """``key`` makes the write idempotent: see :func:`write_key`."""
+
     category: str
     summary: str
     customer_id: str | None
     ani: str
+    key: str = ""
 
 
 @dataclass(frozen=True)
 class RecordCallback:
+    """``key`` makes the write idempotent: see :func:`write_key`."""
+
     number: str
     customer_id: str | None
     flow: str
     queue: str | None
+    key: str = ""
+
+
+def write_key(call_id: str, flow: str, node: str) -> str:
+    """The idempotency key of a CRM write made by a node: ``<call_id>:<flow>:<node>``.
+
+    One write per node per call: a retry of the same node (after the port
+    timed out while the write still committed, or because the flow loops back
+    to it) gets the first write's id.  There is no try number in the key on
+    purpose: the engine cannot tell a retry from a deliberate second visit,
+    and counting visits would bring back exactly the duplicate a retry makes.
+    A flow that wants two writes in one call uses two nodes.
+    """
+    return f"{call_id}:{flow}:{node}"
 
 
 @dataclass(frozen=True)

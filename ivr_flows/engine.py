@@ -155,6 +155,10 @@ class _Run:
 
         return Env(self.vars, is_open, waiting)
 
+    def write_key(self) -> str:
+        """Idempotency key of this node's CRM write (:func:`ivr_flows.commands.write_key`)."""
+        return cmd.write_key(self.context.call_id, self.flow.name, self.node_id)
+
     def evaluate(self, expr: Expression) -> Any:
         return expr.evaluate(self.env())
 
@@ -355,7 +359,7 @@ class _Run:
             self.path(self.flow.name, node.id, INVALID, "no usable callback number")
             return self.goto(node.failed or node.next)
         customer = self.vars.get("customer.id")
-        self.request("callback", cmd.RecordCallback(number, customer, self.flow.name, node.queue))
+        self.request("callback", cmd.RecordCallback(number, customer, self.flow.name, node.queue, self.write_key()))
 
     def got_callback(self, node: CallbackNode, result: Any) -> None:
         self.vars["callback.id"] = _scalar(result, text=True)
@@ -363,7 +367,7 @@ class _Run:
 
     def enter_ticket(self, node: TicketNode) -> None:
         self.request("ticket", cmd.OpenTicketDraft(node.category, node.summary, self.vars.get("customer.id"),
-                                                   self.context.ani))
+                                                   self.context.ani, self.write_key()))
 
     def got_ticket(self, node: TicketNode, result: Any) -> None:
         self.vars["ticket.id"] = _scalar(result, text=True)

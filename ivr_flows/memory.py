@@ -25,7 +25,8 @@ def _digits(number: str) -> str:
 
 
 class InMemoryCustomers:
-    """CustomerPort over a list of records; keeps the tickets and callbacks it was given."""
+    """CustomerPort over a list of records; keeps the tickets and callbacks it was given
+    (one per idempotency key, like the CRM)."""
 
     def __init__(self, customers: Iterable[Mapping[str, Any]] = ()) -> None:
         self.customers = [dict(c) for c in customers]
@@ -52,17 +53,23 @@ class InMemoryCustomers:
         return next((c for c in self.customers if account and str(c.get("account", "")) == account), None)
 
     def open_ticket_draft(self, *, call_id: str, customer_id: str | None, ani: str, category: str,
-                          summary: str) -> str:
+                          summary: str, key: str | None = None) -> str:
+        earlier = next((t["id"] for t in self.tickets if key and t["key"] == key), None)
+        if earlier is not None:
+            return earlier
         ticket_id = f"T{len(self.tickets) + 1}"
         self.tickets.append({"id": ticket_id, "call_id": call_id, "customer_id": customer_id, "ani": ani,
-                             "category": category, "summary": summary})
+                             "category": category, "summary": summary, "key": key})
         return ticket_id
 
     def record_callback(self, *, call_id: str, customer_id: str | None, number: str, flow: str,
-                        queue: str | None) -> str:
+                        queue: str | None, key: str | None = None) -> str:
+        earlier = next((c["id"] for c in self.callbacks if key and c["key"] == key), None)
+        if earlier is not None:
+            return earlier
         callback_id = f"CB{len(self.callbacks) + 1}"
         self.callbacks.append({"id": callback_id, "call_id": call_id, "customer_id": customer_id,
-                               "number": number, "flow": flow, "queue": queue})
+                               "number": number, "flow": flow, "queue": queue, "key": key})
         return callback_id
 
 

@@ -35,12 +35,17 @@ class CustomerPort(Protocol):
         """The customer owning account number ``account`` (digits), or None."""
 
     def open_ticket_draft(self, *, call_id: str, customer_id: str | None, ani: str, category: str,
-                          summary: str) -> MaybeAsync[str | None]:
-        """Open a ticket draft; its id, or None when it could not be opened."""
+                          summary: str, key: str) -> MaybeAsync[str | None]:
+        """Open a ticket draft; its id, or None when it could not be opened.
+
+        Idempotent per ``key`` (``<call_id>:<flow>:<node>``): asked again with
+        the same key, answer the id of the draft already made (a retry after
+        a timeout must not open a second one)."""
 
     def record_callback(self, *, call_id: str, customer_id: str | None, number: str, flow: str,
-                        queue: str | None) -> MaybeAsync[str | None]:
-        """Store a callback request for ``number``; its id, or None."""
+                        queue: str | None, key: str) -> MaybeAsync[str | None]:
+        """Store a callback request for ``number``; its id, or None.  Idempotent per ``key``, like
+        ``open_ticket_draft``."""
 
 
 class QueueStatsPort(Protocol):

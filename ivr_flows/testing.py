@@ -135,10 +135,10 @@ def _answer(request: Any, customers: CustomerPort, waiting: Mapping[str, int], c
         return {queue: int(waiting.get(queue, 0)) for queue in request.queues}
     elif isinstance(request, cmd.OpenTicketDraft):
         value = customers.open_ticket_draft(call_id=call_id, customer_id=request.customer_id, ani=request.ani,
-                                            category=request.category, summary=request.summary)
+                                            category=request.category, summary=request.summary, key=request.key)
     elif isinstance(request, cmd.RecordCallback):
         value = customers.record_callback(call_id=call_id, customer_id=request.customer_id, number=request.number,
-                                          flow=request.flow, queue=request.queue)
+                                          flow=request.flow, queue=request.queue, key=request.key)
     else:
         raise ScriptError(f"unexpected request {request!r}")
     if inspect.isawaitable(value):

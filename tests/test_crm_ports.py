@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import sqlite3
+import uuid
+from contextlib import contextmanager
 from decimal import Decimal
 
+import pytest
 import pytest_twisted
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 from twisted.internet import reactor
 
 from callcenter.config import CrmConfig
 from callcenter.crm_ports import CrmCustomerPort
+from callcenter.ivr.handler import IvrHandler
 from crm_core.customers import NewAccount, NewCustomer, thd_add_account, thd_create_customer
+from crm_core.models import ticket_contacts, tickets
 from crm_core.service import CrmService
+from ivr_flows.memory import FixedQueueStats, MemoryContactRecords
 
 
 @pytest_twisted.ensureDeferred
@@ -40,5 +49,73 @@ async def test_ivr_reads_and_writes_the_crm(db_url, tmp_path):
         assert detail is not None and detail.ticket.kind == "complaint"
         assert "1795535416.0" in detail.linkedids
         assert (await svc.store.ticket(int(callback))).ticket.subject == "Callback request to 13812345678"
+    finally:
+        await svc.stopService()
+
+
+@contextmanager
+def writes_held(url: str):
+    """Another connection holds the tickets table for writing until the block ends
+    (a slow CRM: the IVR's write waits for it on its database thread)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        conn = sqlite3.connect(parsed.database, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
+            conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False)) as conn:
+        conn.execute("LOCK TABLE tickets IN SHARE ROW EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            conn.commit()
+
+
+def ivr_write(port: CrmCustomerPort, what: str, call_id: str, key: str):
+    if what == "ticket draft":
+        return port.open_ticket_draft, dict(call_id=call_id, key=key, customer_id=None, ani="5551001",
+                                            category="complaint", summary="Complaint opened in the hotline IVR")
+    return port.record_callback, dict(call_id=call_id, key=key, customer_id=None, number="5551001",
+                                      flow="hotline", queue="support")
+
+
+@pytest.mark.parametrize("what", ["ticket draft", "callback request"])
+@pytest_twisted.ensureDeferred
+async def test_a_write_committed_after_the_ivr_timed_out_is_not_made_twice_by_the_retry(db_url, tmp_path, what):
+    """The IVR's 3 s timeout fires while the CRM is slow; the write still commits later; the retry with the
+    same key (call, flow, node) answers the id of that late write, and exactly one row exists."""
+    svc = CrmService(reactor, CrmConfig(url=db_url, journal=str(tmp_path / "j.db"), default_region="CN"))
+    await svc.startService()
+    try:
+        port = CrmCustomerPort(lambda: svc.store)
+        handler = IvrHandler(lambda: None, port, MemoryContactRecords(), FixedQueueStats(), reactor,
+                             port_timeout=0.3)
+        call_id = f"late-{uuid.uuid4().hex[:12]}"
+        key = f"{call_id}:hotline:{'complaint' if what == 'ticket draft' else 'support_callback'}"
+        method, kwargs = ivr_write(port, what, call_id, key)
+        with writes_held(db_url):
+            assert await handler.ask(call_id, what, method, **kwargs) is None  # the IVR gave up
+            assert svc.pool.pending == 1  # ... but the write is still on its way
+        await svc.pool.drain()  # the late commit lands
+
+        def rows():
+            with svc.engine.connect() as conn:
+                return conn.execute(select(tickets.c.id).join(ticket_contacts, ticket_contacts.c.ticket_id
+                                                              == tickets.c.id)
+                                    .where(ticket_contacts.c.linkedid == call_id)).scalars().all()
+
+        [late] = rows()
+        again = await handler.ask(call_id, what, method, **kwargs)
+        assert again == str(late)
+        assert rows() == [late]
+        with svc.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(tickets)
+                                .where(tickets.c.idempotency_key == key)).scalar() == 1
     finally:
         await svc.stopService()

@@ -162,3 +162,72 @@ def test_agents_table_refuses_duplicate_logins(crm_engine):
     with pytest.raises(IntegrityError):
         with crm_engine.begin() as conn:
             conn.execute(insert(agents), [{"login": "a", "display_name": "A"}, {"login": "a", "display_name": "B"}])
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def blank_url(request, tmp_path):
+    """An empty database of its own (never migrated), on SQLite and on real PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'blank.db'}"
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    server = request.getfixturevalue("postgres_url")
+    admin = make_url(server).set(drivername="postgresql", database="postgres").render_as_string(False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS upgrade_0001 WITH (FORCE)")
+        conn.execute("CREATE DATABASE upgrade_0001")
+    yield make_url(server).set(database="upgrade_0001").render_as_string(False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("DROP DATABASE upgrade_0001 WITH (FORCE)")
+
+
+def test_upgrade_from_0001_keeps_every_row_and_adds_the_ticket_key(blank_url):
+    """A CRM at 0001 with customers, tickets, their history and call links is upgraded in place: every row is
+    still there (rebuilding tickets on SQLite would cascade to its events), old tickets have no key, and
+    the new key is unique; downgrading to 0001 keeps the rows too."""
+    from crm_core.customers import NewAccount, NewCustomer, thd_add_account, thd_create_customer
+    from crm_core.tickets import NewTicket, thd_change_ticket, thd_open_ticket
+
+    engine = make_engine(blank_url)
+    try:
+        assert thd_upgrade(engine, "0001") == "0001"
+        with engine.begin() as conn:  # written the way 0001's code wrote them
+            cid = conn.execute(insert(customers).values(name="王芳", tier="vip")).inserted_primary_key[0]
+            tid = conn.execute(insert(tickets).values(kind="fault", subject="宽带", created_by="1001",
+                                                      customer_id=cid)).inserted_primary_key[0]
+            conn.execute(text("INSERT INTO ticket_events (ticket_id, actor, action) VALUES (:t, '1001', 'created')"),
+                         {"t": tid})
+            conn.execute(text("INSERT INTO ticket_contacts (ticket_id, linkedid) VALUES (:t, '1714.1')"), {"t": tid})
+
+        def counts():
+            with engine.connect() as conn:
+                return [conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()
+                        for t in ("customers", "tickets", "ticket_events", "ticket_contacts")]
+
+        assert counts() == [1, 1, 1, 1]
+        assert thd_upgrade(engine) == head_revision() == "0002"
+        assert counts() == [1, 1, 1, 1]
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT idempotency_key FROM tickets")).scalar() is None
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+        thd_add_account(engine, cid, NewAccount("88000001"))
+        thd_change_ticket(engine, tid, "1002", status="in_progress")
+        first = thd_open_ticket(engine, NewTicket("complaint", "x", "ivr", idempotency_key="c1:hotline:complaint"))
+        assert thd_open_ticket(engine, NewTicket("complaint", "x", "ivr", idempotency_key="c1:hotline:complaint")) \
+            == first
+        thd_open_ticket(engine, NewTicket("complaint", "y", "ivr"))
+        thd_open_ticket(engine, NewTicket("complaint", "z", "ivr"))  # many tickets without a key
+        with pytest.raises(IntegrityError):
+            with engine.begin() as conn:
+                conn.execute(insert(tickets).values(kind="fault", subject="dup", created_by="x",
+                                                    idempotency_key="c1:hotline:complaint"))
+        assert thd_create_customer(engine, NewCustomer("New", phones=("13700137000",)), "CN") > cid
+        assert thd_downgrade(engine, "0001") == "0001"
+        assert counts() == [2, 4, 5, 1]
+        assert "idempotency_key" not in [c["name"] for c in inspect(engine).get_columns("tickets")]
+        assert thd_upgrade(engine) == head_revision()
+    finally:
+        engine.dispose()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import func, select
 
 from crm_core.customers import NewCustomer, thd_create_customer
 from crm_core.errors import Conflict, InvalidInput, InvalidTransition, NotFound
+from crm_core.models import tickets
 from crm_core.tickets import (
     TRANSITIONS,
     NewTicket,
@@ -110,3 +114,40 @@ def test_bad_ticket_input_is_refused(crm_engine, ticket):
     with pytest.raises(NotFound):
         thd_open_ticket(crm_engine, NewTicket("fault", "x", "1001", customer_id=999999))
     assert thd_ticket(crm_engine, 999999) is None
+
+
+def test_a_ticket_opened_again_with_its_key_is_the_same_ticket(crm_engine):
+    """The second open with an idempotency key answers the first ticket and writes no row, event or link."""
+    new = NewTicket("complaint", "From the IVR", "ivr", linkedids=("1714.9",), idempotency_key="1714.9:hotline:c")
+    first = thd_open_ticket(crm_engine, new)
+    again = thd_open_ticket(crm_engine, dataclasses.replace(new, subject="changed on the retry"))
+    assert again == first
+    detail = thd_ticket(crm_engine, first.id)
+    assert detail.ticket.subject == "From the IVR" and len(detail.history) == 2 and detail.linkedids == ("1714.9",)
+    other = thd_open_ticket(crm_engine, dataclasses.replace(new, idempotency_key="1714.9:hotline:d"))
+    assert other.id != first.id
+    with pytest.raises(InvalidInput, match="idempotency_key: 201 characters"):
+        thd_open_ticket(crm_engine, dataclasses.replace(new, idempotency_key="k" * 201))
+
+
+def test_concurrent_opens_with_one_key_make_one_ticket(crm_engine):
+    """Eight threads open the same key at once (a slow first write and its retries): one ticket, one id."""
+    new = NewTicket("service_order", "Callback request", "ivr", idempotency_key="1714.10:hotline:cb")
+    start = threading.Barrier(8)
+    ids, errors = [], []
+
+    def open_one():
+        start.wait()
+        try:
+            ids.append(thd_open_ticket(crm_engine, new).id)
+        except Exception as exc:  # noqa: BLE001 (collected for the assertion)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and len(ids) == 8 and len(set(ids)) == 1
+    with crm_engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(tickets)).scalar() == 1

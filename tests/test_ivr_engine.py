@@ -330,7 +330,7 @@ def test_callback_records_a_request_or_takes_the_failed_branch():
         ko: {type: hangup}
         """)
     state, out = begin(f, ani="5551001", customer={"id": "C1"})
-    assert out == [cmd.RecordCallback("5551001", "C1", "f", "support")]
+    assert out == [cmd.RecordCallback("5551001", "C1", "f", "support", "call-1:f:a")]
     done, _ = resume(state, "CB7", NOW)
     assert done.variables["callback.id"] == "CB7" and done.visited()[-1] == "ok"
     assert resume(state, None, NOW)[0].visited()[-1] == "ko"
@@ -342,9 +342,29 @@ def test_ticket_opens_a_draft_and_keeps_its_id():
     """A ticket node asks the CRM for a draft; ticket.id holds the answer."""
     f = flow("a: {type: ticket, category: complaint, summary: From the IVR, next: b}\nb: {type: hangup}")
     state, out = begin(f, ani="5551001", customer={"id": "C1"})
-    assert out == [cmd.OpenTicketDraft("complaint", "From the IVR", "C1", "5551001")]
+    assert out == [cmd.OpenTicketDraft("complaint", "From the IVR", "C1", "5551001", "call-1:f:a")]
     state, _ = resume(state, "T42", NOW)
     assert state.variables["ticket.id"] == "T42"
+
+
+def test_a_write_retried_by_the_flow_carries_the_same_key():
+    """A callback that failed (the CRM timed out) and is tried again from a menu asks with the key of the
+    first try (call:flow:node), so the CRM answers the first request's id instead of storing a second;
+    another node of the same call writes under its own key."""
+    f = flow("""\
+        a: {type: callback, number: ani, queue: support, next: ok, failed: again}
+        again: {type: menu, prompt: beep, choices: {"1": a, "2": t}}
+        t: {type: ticket, category: complaint, next: ok}
+        ok: {type: hangup}
+        """)
+    state, first = begin(f, ani="5551001", customer={"id": "C1"})
+    state, out = resume(state, None, NOW)  # the port timed out
+    assert out == [cmd.GetDigits(("beep",), 5000, 1)]
+    state, retry = resume(state, "1", NOW)
+    assert first[-1].key == retry[-1].key == "call-1:f:a"
+    state, out = resume(state, None, NOW)
+    _, ticket = resume(state, "2", NOW)
+    assert ticket[-1].key == "call-1:f:t"
 
 
 def test_goto_node_goto_flow_subflow_and_return():

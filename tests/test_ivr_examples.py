@@ -74,4 +74,4 @@ def test_after_hours_records_a_callback_request(flow_set):
     result = run_call(flow_set, "4000", ani="5551001", digits=["1"], at=at, customers=crm)
     assert result.route.flow == "after_hours" and result.outcome == "done"
     assert crm.callbacks == [{"id": "CB1", "call_id": "offline-test", "customer_id": "C1", "number": "5551001",
-                              "flow": "after_hours", "queue": "support"}]
+                              "flow": "after_hours", "queue": "support", "key": "offline-test:after_hours:record_own"}]

@@ -409,7 +409,8 @@ def test_support_asks_live_queue_figures_and_records_a_callback():
     """waiting("support") is asked through the queue-stats port; the callback goes to the CRM."""
     call = Call(AsteriskSide(["1", "2", "1"]), queue_stats=FixedQueueStats({"support": 15})).start()
     assert call.customers.callbacks == [{"id": "CB1", "call_id": "1795535416.0", "customer_id": "C1001",
-                                         "number": "5551001", "flow": "hotline", "queue": "support"}]
+                                         "number": "5551001", "flow": "hotline", "queue": "support",
+                                         "key": "1795535416.0:hotline:support_callback"}]
     assert call.variables["CC_RESULT"] == "done"
 
 
@@ -418,6 +419,7 @@ def test_a_complaint_opens_a_ticket_draft():
     call = Call(AsteriskSide(["1", "3"])).start()
     assert call.customers.tickets[0]["category"] == "complaint"
     assert call.customers.tickets[0]["customer_id"] == "C1001"
+    assert call.customers.tickets[0]["key"] == "1795535416.0:hotline:complaint"
     assert call.variables["CC_QUEUE"] == "complaints"
 
 

@@ -106,11 +106,11 @@ class IvrHandler:
         if isinstance(request, cmd.OpenTicketDraft):
             return await self.ask(call.call_id, "ticket draft", self._customers.open_ticket_draft,
                                   call_id=call.call_id, customer_id=request.customer_id, ani=request.ani,
-                                  category=request.category, summary=request.summary)
+                                  category=request.category, summary=request.summary, key=request.key)
         if isinstance(request, cmd.RecordCallback):
             return await self.ask(call.call_id, "callback request", self._customers.record_callback,
                                   call_id=call.call_id, customer_id=request.customer_id, number=request.number,
-                                  flow=request.flow, queue=request.queue)
+                                  flow=request.flow, queue=request.queue, key=request.key)
         raise TypeError(f"unknown engine request {request!r}")
 
 
