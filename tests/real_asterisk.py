@@ -447,7 +447,24 @@ def _started(proc: subprocess.Popen, port: int, log: Path, what: str) -> None:
         raise AssertionError(f"{what} exited {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
 
 
-class Phone:
+class _Sipp:
+    """A SIPp process of the lab, its output in a log file."""
+
+    proc: subprocess.Popen
+    _out: Any
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._out.close()
+
+
+class Phone(_Sipp):
     """An agent phone: a SIPp UAS on the contact port of its endpoint.
 
     ``mode``: ``answer`` (rings 1 s, answers, talks until BYE), ``busy``
@@ -466,18 +483,9 @@ class Phone:
             stdout=self._out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir)
         _started(self.proc, port, self.log, f"phone {agent} ({mode})")
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._out.close()
 
 
-class Caller:
+class Caller(_Sipp):
     """A caller: a SIPp UAC through the ``trunk`` endpoint, keys pressed on the test's word.
 
     The caller's channel is found from the observer's ``Newchannel`` with its
@@ -541,15 +549,6 @@ class Caller:
         self.observer.wait_event(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == self.channel,
                                  timeout, f"{self.channel} to hang up", since=self.mark)
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._out.close()
 
 
 class Daemon:

@@ -21,18 +21,9 @@ from callcenter.config import build_config
 from callcenter.sim import SoundLibrary
 from callcenter.sim.scenarios import Simulator
 from tests.servers import free_port
-from tests.util import copy_flows
+from tests.util import always_open_routes, copy_flows
 
-ALWAYS_OPEN = """
-timezone: Asia/Shanghai
-calendars:
-  always:
-    hours: {mon-sun: ["00:00-24:00"]}
-transfers: {allow: ["_6XXX"]}
-routes:
-  "4000": {flow: hotline, calendar: always, closed: after_hours}
-  "4001": {flow: vip, calendar: always, closed: after_hours}
-"""
+ALWAYS_OPEN = always_open_routes()
 
 
 def sleep(seconds):

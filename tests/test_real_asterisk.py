@@ -19,21 +19,11 @@ import pytest
 import yaml
 
 from tests.real_asterisk import Daemon, until
+from tests.util import always_open_routes
 
 pytestmark = pytest.mark.real_asterisk
 
-ALWAYS_OPEN = """
-timezone: Asia/Shanghai
-calendars:
-  always:
-    hours: {mon-sun: ["00:00-24:00"]}
-transfers: {allow: ["_6XXX"]}
-routes:
-  "4000": {flow: hotline, calendar: always, closed: after_hours}
-  "4001": {flow: vip, calendar: always, closed: after_hours}
-  "4050": {flow: lab, calendar: always, closed: after_hours}
-default: {flow: hotline, calendar: always, closed: after_hours}
-"""
+ALWAYS_OPEN = always_open_routes('"4050": {flow: lab, calendar: always, closed: after_hours}')
 
 # A flow of the test's own for what the shipped ones do not reach: SAY DIGITS and SAY NUMBER, and a
 # menu and a collect whose prompts have no sound file on the Asterisk box.
@@ -177,24 +167,34 @@ def connected(lab, caller, timeout=30):
                                    timeout, f"an agent to answer {caller.ani}")
 
 
+def only_6001_answers(lab):
+    """6001's phone answers; 6002 is paused in support, so the call is 6001's."""
+    lab.phone("6001", "answer")
+    lab.pause("6002")
+
+
+def talk_and_hang_up(lab, daemon, caller):
+    """An agent answers, the caller hangs up; returns the stored contact record."""
+    connected(lab, caller)
+    caller.hangup()
+    caller.wait_gone()
+    return record_of(daemon, caller.linkedid)
+
+
 # -- the IVR, node by node, with real keys ------------------------------------------------------------------
 
 def test_a_caller_hears_the_menu_presses_1_then_0_and_reaches_a_sip_agent(lab, running):
     """4000: welcome and language menu play from the rendered prompts; 1 (English), 0 (agent); 6001 answers."""
-    lab.phone("6001", "answer")
-    lab.pause("6002")
+    only_6001_answers(lab)
     caller = lab.call("+8613800138000", "4000", "Li Lei")
     assert lab.wait_collecting(caller) == 'GET DATA "custom/cc-language-menu" 4000 1'
     lab.press(caller, "1")
     assert lab.wait_collecting(caller) == 'GET DATA "custom/cc-main-menu" 5000 1'
     lab.press(caller, "0")
-    connected(lab, caller)
-    caller.hangup()
-    caller.wait_gone()
+    record = talk_and_hang_up(lab, running, caller)
     log = lab.asterisk.log()
     for prompt in ("custom/cc-welcome", "custom/cc-language-menu", "custom/cc-main-menu"):
         assert f"Playing '{prompt}." in log, prompt  # Asterisk found the installed file
-    record = record_of(running, caller.linkedid)
     assert_answered(lab, record, caller)
     assert record.caller_name == "Li Lei" and record.ani_e164 == "+8613800138000"
     assert record.customer_id is None
@@ -211,8 +211,7 @@ def test_a_known_caller_hears_balance_and_arrears_read_from_the_crm(lab, running
     """Billing self-service for a caller the CRM knows by number: SAY NUMBER of the balance, then 0 for an agent."""
     customer = seed_customer(running, "Wang Fang", phones=("+8613911112222",), account_no="88000001",
                              balance="1234.56", arrears="78.90")
-    lab.phone("6001", "answer")
-    lab.pause("6002")
+    only_6001_answers(lab)
     caller = lab.call("+8613911112222", "4000", "Wang Fang")
     to_main_menu(lab, caller)
     lab.press(caller, "1")
@@ -220,10 +219,7 @@ def test_a_known_caller_hears_balance_and_arrears_read_from_the_crm(lab, running
     said = [e.get("Command") for e in lab.agi_commands(caller.channel) if e.get("Command", "").startswith("SAY")]
     assert said == ['SAY NUMBER "1234" ""', 'SAY NUMBER "56" ""', 'SAY NUMBER "78" ""', 'SAY NUMBER "90" ""']
     lab.press(caller, "0")
-    connected(lab, caller)
-    caller.hangup()
-    caller.wait_gone()
-    record = record_of(running, caller.linkedid)
+    record = talk_and_hang_up(lab, running, caller)
     assert_answered(lab, record, caller)
     assert record.customer_id == customer
     assert digits_of(record) == ["1", "1", "0"]
@@ -258,8 +254,7 @@ def test_an_unknown_caller_keys_an_account_number_which_is_looked_up(lab, runnin
 def test_missing_prompts_in_a_menu_and_a_collect_still_take_the_callers_keys(lab, running):
     """GET DATA of a missing file answers 200 result=-1 on a live channel: the IVR listens with WAIT FOR DIGIT,
     logs each missing prompt once, and reads the code back with SAY DIGITS and SAY NUMBER."""
-    lab.phone("6001", "answer")
-    lab.pause("6002")
+    only_6001_answers(lab)
     caller = lab.call("+8613600002222", "4050")
     assert lab.wait_collecting(caller).startswith("WAIT FOR DIGIT")
     getdata = [e for e in lab.agi_commands(caller.channel) if e["Command"].startswith("GET DATA")]
@@ -290,18 +285,13 @@ def test_missing_prompts_in_a_menu_and_a_collect_still_take_the_callers_keys(lab
 
 def test_a_chinese_caller_name_from_the_sip_from_header_and_the_mandarin_prompts(lab, running):
     """From: "张伟": the name reaches the contact record intact; 2 picks Mandarin, whose prompts Asterisk plays."""
-    lab.phone("6001", "answer")
-    lab.pause("6002")
+    only_6001_answers(lab)
     caller = lab.call("+8613812345678", "4000", "张伟")
     assert caller.channel_event["CallerIDName"] == "张伟"
     to_main_menu(lab, caller, language="2")
     lab.press(caller, "0")
-    connected(lab, caller)
-    caller.hangup()
-    caller.wait_gone()
-    assert "Playing 'custom/cc-main-menu.slin' (language 'zh')" in lab.asterisk.log() or \
-        "Playing 'custom/cc-main-menu.wav' (language 'zh')" in lab.asterisk.log()
-    record = record_of(running, caller.linkedid)
+    record = talk_and_hang_up(lab, running, caller)
+    assert "Playing 'custom/cc-main-menu.slin' (language 'zh')" in lab.asterisk.log()
     assert_answered(lab, record, caller)
     assert record.caller_name == "张伟"
     assert digits_of(record) == ["2", "0"]
@@ -396,17 +386,13 @@ def test_a_busy_agent_is_passed_over_for_one_who_answers(lab, running):
     caller = lab.call("+8613200006666", "4000")
     to_main_menu(lab, caller)
     lab.press(caller, "0")
-    connected(lab, caller)
-    caller.hangup()
-    caller.wait_gone()
-    record = record_of(running, caller.linkedid)
+    record = talk_and_hang_up(lab, running, caller)
     assert_answered(lab, record, caller, agent="6002")
 
 
 def test_an_ivr_transfer_to_an_unregistered_phone_ends_in_the_fallback_queue(lab, running):
     """The lab flow transfers to 6003, which has no contact (CHANUNAVAIL): the caller reaches support."""
-    lab.phone("6001", "answer")
-    lab.pause("6002")
+    only_6001_answers(lab)
     caller = lab.call("+8613100007777", "4050")
     lab.wait_collecting(caller)
     lab.press(caller, "2")
@@ -428,8 +414,7 @@ def test_with_the_daemon_down_the_call_reaches_an_agent_and_is_recorded_once_it_
     """No FastAGI server: Asterisk's fallback queue rings 6001; the daemon, started mid-call, resyncs and records."""
     if daemon.running():
         daemon.stop()
-    lab.phone("6001", "answer")
-    lab.pause("6002")
+    only_6001_answers(lab)
     caller = lab.call("+8613000008888", "4000")
     connected(lab, caller)
     assert "AGISTATUS=FAILURE" in lab.asterisk.log()
@@ -448,16 +433,12 @@ def test_the_daemon_killed_in_the_ivr_sends_the_caller_to_the_fallback_queue(lab
     restarted daemon records the call."""
     if not daemon.running():
         daemon.start()
-    lab.phone("6001", "answer")
-    lab.pause("6002")
+    only_6001_answers(lab)
     caller = lab.call("+8612900009999", "4000")
     to_main_menu(lab, caller)
     daemon.kill()
-    connected(lab, caller)
     daemon.start()
-    caller.hangup()
-    caller.wait_gone()
-    record = record_of(daemon, caller.linkedid)
+    record = talk_and_hang_up(lab, daemon, caller)
     assert record.ani == caller.ani and record.queue == "support"
     assert "6001" in (record.agent or "")
     assert record.answered_at is not None
@@ -474,13 +455,9 @@ def test_the_daemon_reconnects_to_ami_after_an_asterisk_restart(lab, daemon):
     lab.observer.connect()
     until(lambda: daemon.find("AMI resync:", since=mark), 60, "the daemon to log in again and resync")
     assert daemon.find("AMI connection lost", since=mark) or daemon.find("shutting down", since=mark)
-    lab.phone("6001", "answer")
-    lab.pause("6002")
+    only_6001_answers(lab)
     caller = lab.call("+8612800001010", "4000")
     to_main_menu(lab, caller)
     lab.press(caller, "0")
-    connected(lab, caller)
-    caller.hangup()
-    caller.wait_gone()
-    record = record_of(daemon, caller.linkedid)
+    record = talk_and_hang_up(lab, daemon, caller)
     assert_answered(lab, record, caller)

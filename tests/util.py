@@ -41,3 +41,16 @@ def copy_flows(target) -> str:
     shutil.copytree(Path(ivr_flows.__file__).parent / "flows", dest,
                     ignore=shutil.ignore_patterns(".history"), dirs_exist_ok=True)
     return str(dest)
+
+
+def always_open_routes(*extra: str) -> str:
+    """A routes.yaml with the shipped lines (4000 hotline, 4001 VIP) open around the clock, plus
+    ``extra`` route lines such as ``'"4050": {flow: lab, calendar: always, closed: after_hours}'``."""
+    lines = ['"4000": {flow: hotline, calendar: always, closed: after_hours}',
+             '"4001": {flow: vip, calendar: always, closed: after_hours}', *extra]
+    routes = "".join(f"  {line}\n" for line in lines)
+    return ("timezone: Asia/Shanghai\n"
+            "calendars:\n  always:\n    hours: {mon-sun: [\"00:00-24:00\"]}\n"
+            "transfers: {allow: [\"_6XXX\"]}\n"
+            f"routes:\n{routes}"
+            "default: {flow: hotline, calendar: always, closed: after_hours}\n")
