@@ -40,6 +40,8 @@ class Version:
 
 
 class FlowHistory:
+    """Every call blocks on the file system: the daemon runs them on a thread, never on its reactor."""
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
@@ -48,7 +50,8 @@ class FlowHistory:
             raise HistoryError(f"{name!r} is not a flow name")
         return self.root / name
 
-    def versions(self, name: str) -> list[Version]:
+    def _files(self, name: str) -> list[tuple[int, Path]]:
+        """(number, path) of every stored version, oldest first, from the names alone."""
         folder = self._dir(name)
         if not folder.is_dir():
             return []
@@ -56,25 +59,40 @@ class FlowHistory:
         for path in folder.iterdir():
             match = _VERSION_FILE.fullmatch(path.name)
             if match:
-                stat = path.stat()
-                found.append(Version(name, int(match.group(1)), path, digest(path.read_text(encoding="utf-8")),
-                                     datetime.fromtimestamp(stat.st_mtime, timezone.utc)))
-        return sorted(found, key=lambda v: v.number)
+                found.append((int(match.group(1)), path))
+        return sorted(found)
+
+    @staticmethod
+    def _version(name: str, number: int, path: Path, text: str | None = None) -> Version:
+        stat = path.stat()
+        text = path.read_text(encoding="utf-8") if text is None else text
+        return Version(name, number, path, digest(text), datetime.fromtimestamp(stat.st_mtime, timezone.utc))
+
+    def versions(self, name: str) -> list[Version]:
+        """Every stored version (each file is read and hashed)."""
+        return [self._version(name, number, path) for number, path in self._files(name)]
+
+    def latest(self, name: str) -> Version | None:
+        """The newest stored version; only that file is read."""
+        files = self._files(name)
+        return self._version(name, *files[-1]) if files else None
 
     def get(self, name: str, number: int) -> Version:
-        for version in self.versions(name):
-            if version.number == number:
-                return version
+        for found, path in self._files(name):
+            if found == number:
+                return self._version(name, number, path)
         raise HistoryError(f"flow {name!r} has no version {number}")
 
     def record(self, name: str, text: str) -> Version:
-        """Store ``text`` as the next version, unless the latest one holds it already."""
-        versions = self.versions(name)
-        if versions and versions[-1].digest == digest(text):
-            return versions[-1]
+        """Store ``text`` as the next version, unless the latest one holds it already.
+
+        Reads one stored file (the latest), however long the history is."""
+        latest = self.latest(name)
+        if latest is not None and latest.digest == digest(text):
+            return latest
         folder = self._dir(name)
         folder.mkdir(parents=True, exist_ok=True)
-        number = versions[-1].number + 1 if versions else 1
+        number = latest.number + 1 if latest is not None else 1
         while True:
             path = folder / f"{number:04d}.yaml"
             try:
@@ -84,4 +102,4 @@ class FlowHistory:
                 continue
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(text)
-            return self.get(name, number)
+            return self._version(name, number, path, text)

@@ -11,6 +11,12 @@ Each loaded flow text is stored in the history (:mod:`ivr_flows.history`);
 ``rollback`` puts an older version back into the flow file (after
 validating it with the other files as they are) and records it as a new
 version.
+
+``reload()`` is two steps the daemon runs on different threads:
+``prepare()`` does all the file work (reading, validating, recording the
+history) and blocks, so it runs on a worker thread; ``commit()`` does no
+I/O and makes the swap, on the reactor thread, where calls read
+``current``.
 """
 
 from __future__ import annotations
@@ -52,6 +58,14 @@ class RollbackResult:
     recorded: Version | None = None
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A loaded and validated flow set (with its history versions), not yet swapped in."""
+
+    flow_set: FlowSet | None
+    errors: tuple[FlowError, ...] = ()
+
+
 class FlowRegistry:
     def __init__(self, flows_dir: str | Path, routes_path: str | Path | None = None,
                  history_dir: str | Path | None = None) -> None:
@@ -65,6 +79,10 @@ class FlowRegistry:
         if self._current is None:
             raise NoFlows(f"no valid flows loaded from {self.flows_dir}")
         return self._current
+
+    def current_versions(self) -> dict[str, int]:
+        """Flow name -> version of the set answering calls ({} before the first load)."""
+        return self._versions(self._current)
 
     def snapshot(self) -> FlowSet:
         """The flow set a new call starts with (the IVR handler's ``flows``)."""
@@ -86,11 +104,14 @@ class FlowRegistry:
         return tuple(marks)
 
     def reload(self) -> ReloadResult:
-        """Validate everything, then swap in the new set or keep the old one."""
+        """Validate everything, then swap in the new set or keep the old one (blocks: see the module)."""
+        return self.commit(self.prepare())
+
+    def prepare(self) -> Prepared:
+        """Load and validate every file and record each flow's version.  Blocks on the files."""
         flow_set, errors = load_flowset(self.flows_dir, self.routes_path)
-        old = self._current
         if flow_set is None:
-            return ReloadResult(False, tuple(errors), (), self._versions(old))
+            return Prepared(None, tuple(errors))
         flows = {}
         for name, flow in flow_set.flows.items():
             try:
@@ -99,8 +120,15 @@ class FlowRegistry:
                 logger.error("flow %s: could not store its version in %s: %s", name, self.history.root, exc)
                 version = 0
             flows[name] = dataclasses.replace(flow, version=version)
-        new = dataclasses.replace(flow_set, flows=flows)
-        changed = tuple(sorted(n for n, f in flows.items()
+        return Prepared(dataclasses.replace(flow_set, flows=flows))
+
+    def commit(self, prepared: Prepared) -> ReloadResult:
+        """Swap in a prepared set, or keep the current one when it has errors.  No I/O."""
+        old = self._current
+        new = prepared.flow_set
+        if new is None:
+            return ReloadResult(False, prepared.errors, (), self._versions(old))
+        changed = tuple(sorted(n for n, f in new.flows.items()
                                if old is None or n not in old.flows or old.flows[n].digest != f.digest))
         self._current = new  # the swap: one assignment
         return ReloadResult(True, (), changed, self._versions(new))

@@ -6,13 +6,15 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from twisted.internet import task
-from twisted.python.failure import Failure
+import pytest_twisted
+from twisted.internet import reactor, task
 
+from callcenter.dbpool import DbPool
 from callcenter.ivr.reload import FlowService, FlowsInvalid
 from ivr_flows import commands as cmd
 from ivr_flows.engine import resume, start
@@ -174,65 +176,161 @@ def test_history_numbers_never_collide(flows_dir):
 # -- the service -----------------------------------------------------------------
 
 
-def started(service: FlowService) -> None:
-    box = []
-    service.startService().addBoth(box.append)
-    if box and isinstance(box[0], Failure):
-        box[0].raiseException()
+def service_on(flows_dir: Path, clock) -> FlowService:
+    """The service with its watcher on ``clock`` and its file work on a real thread."""
+    return FlowService(FlowRegistry(flows_dir), clock, interval=2.0, pool=DbPool(reactor, name="ivr-flows", size=1))
 
 
-def test_service_reloads_an_edited_file_on_the_next_poll(flows_dir):
+async def poll(service: FlowService, clock: task.Clock, seconds: float) -> None:
+    clock.advance(seconds)
+    await service.settled()
+
+
+@pytest_twisted.ensureDeferred
+async def test_service_reloads_an_edited_file_on_the_next_poll(flows_dir):
     """The watcher polls on the injected clock; an edit is live within one interval."""
     clock = task.Clock()
-    service = FlowService(FlowRegistry(flows_dir), clock, interval=2.0)
-    started(service)
+    service = service_on(flows_dir, clock)
+    await service.startService()
     assert service.registry.current.flows["hotline"].version == 1
     edit(flows_dir / "hotline.yaml", "prompt: custom/cc-welcome", "prompt: beep")
-    clock.advance(1.9)
+    await poll(service, clock, 1.9)
     assert service.registry.current.flows["hotline"].version == 1
-    clock.advance(0.1)
+    await poll(service, clock, 0.1)
     assert service.registry.current.flows["hotline"].version == 2
-    service.stopService()
+    await service.stopService()
     assert clock.getDelayedCalls() == []
 
 
-def test_service_logs_a_refused_edit_and_keeps_watching(flows_dir, caplog):
+@pytest_twisted.ensureDeferred
+async def test_service_logs_a_refused_edit_and_keeps_watching(flows_dir, caplog):
     """An invalid edit is logged with its errors; fixing it later is picked up."""
     clock = task.Clock()
-    service = FlowService(FlowRegistry(flows_dir), clock, interval=2.0)
-    started(service)
+    service = service_on(flows_dir, clock)
+    await service.startService()
     old = service.registry.current
     edit(flows_dir / "after_hours.yaml", "fallback: goodbye ", "fallback: goodby ")
     with caplog.at_level(logging.ERROR):
-        clock.advance(2)
+        await poll(service, clock, 2)
     assert service.registry.current is old
     assert "IVR flow edit refused, the previous flows keep answering calls" in caplog.text
     assert "after_hours.yaml:24:15: dangling fallback: no node 'goodby' in this flow" in caplog.text
     edit(flows_dir / "after_hours.yaml", "fallback: goodby ", "fallback: goodbye ")
-    clock.advance(2)
+    await poll(service, clock, 2)
     assert service.registry.current is not old
-    service.stopService()
+    await service.stopService()
 
 
-def test_sighup_reload_and_a_broken_check_do_not_stop_the_watcher(flows_dir, caplog, monkeypatch):
+@pytest_twisted.ensureDeferred
+async def test_sighup_reload_and_a_broken_check_do_not_stop_the_watcher(flows_dir, caplog, monkeypatch):
     """reload() (what SIGHUP calls) works at any time; an exception in a poll is logged, polling goes on."""
     clock = task.Clock()
-    service = FlowService(FlowRegistry(flows_dir), clock, interval=2.0)
-    started(service)
+    service = service_on(flows_dir, clock)
+    await service.startService()
     edit(flows_dir / "vip.yaml", "prompt: custom/cc-vip-welcome", "prompt: beep")
-    assert service.reload().changed == ("vip",)
+    assert (await service.reload()).changed == ("vip",)
     calls = []
     monkeypatch.setattr(service.registry, "fingerprint", lambda: calls.append(1) / 0)
     with caplog.at_level(logging.ERROR):
-        clock.advance(2)
-        clock.advance(2)
+        await poll(service, clock, 2)
+        await poll(service, clock, 2)
     assert len(calls) == 2 and "IVR flow watcher: check failed; still watching" in caplog.text
-    service.stopService()
+    await service.stopService()
 
 
-def test_service_refuses_to_start_with_invalid_flows(flows_dir):
+@pytest_twisted.ensureDeferred
+async def test_service_refuses_to_start_with_invalid_flows(flows_dir):
     """A failed start names every error."""
     edit(flows_dir / "vip.yaml", "type: queue", "type: queu")
-    service = FlowService(FlowRegistry(flows_dir), task.Clock())
+    service = service_on(flows_dir, task.Clock())
     with pytest.raises(FlowsInvalid, match=r"1 error\(s\) in the IVR flows:\n.*vip.yaml:37:11: unknown node type"):
-        started(service)
+        await service.startService()
+
+
+# -- file work off the reactor ------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_reload_reads_and_hashes_files_and_history_off_the_reactor_thread(flows_dir, monkeypatch):
+    """With 300 stored versions of a flow, starting, a watched edit and a SIGHUP reload read, stat, hash and
+    write the flow files and their history on the service's thread only; the swap is made on the reactor."""
+    registry = FlowRegistry(flows_dir)
+    text = (flows_dir / "hotline.yaml").read_text(encoding="utf-8")
+    for n in range(300):
+        registry.history.record("hotline", f"# draft {n}\n{text}")
+    reactor_thread = threading.current_thread()
+    touched: list[tuple[str, str, bool]] = []
+    watching = [False]  # off while the test itself edits files
+
+    def spy(owner, name):
+        original = getattr(owner, name)
+
+        def watched(*args, **kwargs):
+            target = str(args[0])
+            if watching[0] and target.startswith(str(flows_dir)):
+                touched.append((name, target, threading.current_thread() is reactor_thread))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, watched)
+
+    for name in ("read_text", "stat", "iterdir"):
+        spy(Path, name)
+    spy(os, "open")
+    swaps = []
+    commit = registry.commit
+    monkeypatch.setattr(registry, "commit", lambda prepared: (swaps.append(threading.current_thread()),
+                                                              commit(prepared))[1])
+
+    async def service_work(d):
+        watching[0] = True
+        try:
+            return await d
+        finally:
+            watching[0] = False
+
+    clock = task.Clock()
+    service = FlowService(registry, clock, interval=2.0, pool=DbPool(reactor, name="ivr-flows", size=1))
+    await service_work(service.startService())
+    try:
+        edit(flows_dir / "hotline.yaml", "prompt: custom/cc-welcome", "prompt: beep")
+        watching[0] = True
+        clock.advance(2)  # the watcher's poll
+        await service_work(service.settled())
+        assert service.registry.current.flows["hotline"].version == 302
+        edit(flows_dir / "hotline.yaml", "prompt: beep", "prompt: custom/cc-welcome")
+        result = await service_work(service.reload())  # SIGHUP
+        assert result.ok and result.versions["hotline"] == 303
+    finally:
+        await service_work(service.stopService())
+    history = [t for t in touched if "/.history/" in t[1]]
+    assert history and any(name == "read_text" for name, _, _ in history)
+    assert any(name == "open" for name, _, _ in history)  # the new versions were written
+    assert [t[:2] for t in touched if t[2]] == []  # nothing on the reactor thread
+    assert swaps == [reactor_thread] * 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_reloads_never_overlap_and_a_broken_thread_job_is_logged(flows_dir, caplog, monkeypatch):
+    """A poll while a reload is running is skipped; a failing look at the files is logged, the old set
+    keeps answering and the watcher keeps watching."""
+    clock = task.Clock()
+    service = FlowService(FlowRegistry(flows_dir), clock, interval=2.0,
+                          pool=DbPool(reactor, name="ivr-flows", size=1))
+    await service.startService()
+    try:
+        old = service.registry.current
+        monkeypatch.setattr(service.registry, "fingerprint", lambda: 1 / 0)
+        with caplog.at_level(logging.ERROR):
+            clock.advance(2)
+            await service.settled()
+            result = await service.reload()
+        assert not result.ok and service.registry.current is old
+        assert "IVR flow watcher: check failed; still watching" in caplog.text
+        assert "IVR flow reload failed" in caplog.text
+        monkeypatch.undo()
+        edit(flows_dir / "vip.yaml", "prompt: custom/cc-vip-welcome", "prompt: beep")
+        first = service.reload()
+        assert service.check().result is None  # a reload is running: the poll does nothing
+        assert (await first).changed == ("vip",)
+    finally:
+        await service.stopService()
