@@ -12,14 +12,20 @@ Conventions for every event:
   tracker (AMI events carry no timestamp); every ``*_seconds`` field is a
   duration in seconds, floats.  Asterisk's own milliseconds (AgentRingNoAnswer
   ``RingTime: 15000``) are converted to seconds before they get here;
-* text is ``str``; caller names arrive C-unescaped, and bytes that were not
-  UTF-8 (ISO-8859-1 names) are kept as surrogate escapes, so
-  ``name.encode("utf-8", "surrogateescape")`` gives Asterisk's bytes back;
+* text is ``str`` and valid Unicode; caller names arrive C-unescaped, and a
+  name, number or extension whose bytes were not UTF-8 (an ISO-8859-1 name
+  from an old trunk) is read as Latin-1 (the tracker logs it with the call
+  id);
 * ``None`` means "not known" (an ANI of ``<unknown>``, a queue-less wait).
 
 An agent is named by its queue-member interface, the dial string of its phone
 (``"Local/6001@sim-agents/n"``, ``"PJSIP/6001"``); ``agent_channel`` is the
 Asterisk channel that rang it (``"Local/6001@sim-agents-00000001;1"``).
+``agent_id`` is the one stable id of that agent, the same on every path (live
+events, a resync after a reconnect or a daemon restart, transfers): the
+extension or endpoint of the interface or channel (``"6001"``), which is the
+agent's ``login`` in the CRM.  ``member_name`` is app_queue's free-text
+member name (``"Agent 6001"``), for display only.
 """
 
 from __future__ import annotations
@@ -63,14 +69,19 @@ class OfferRecord:
     ended_at: float
     outcome: OfferOutcome
     ring_seconds: float
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class TransferRecord:
+    """``from_agent``/``to`` as in ``CallTransferred``; the ids are None when not an agent's."""
+
     kind: TransferKind
     from_agent: str | None
     to: str | None
     at: float
+    from_agent_id: str | None = None
+    to_agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +127,7 @@ class CallRecord:
     cause_txt: str | None = None
     abandoned: bool = False
     confirmed: bool = True
+    agent_id: str | None = None
 
 
 # -- call events --------------------------------------------------------------
@@ -160,6 +172,7 @@ class CallOffered:
     member_name: str | None
     agent_channel: str
     at: float
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +187,7 @@ class OfferFailed:
     reason: OfferFailure
     ring_seconds: float
     at: float
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +199,7 @@ class CallDialedOut:
     destination: str | None
     destination_channel: str
     at: float
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +214,7 @@ class CallConnected:
     wait_seconds: float
     ring_seconds: float
     at: float
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +237,8 @@ class CallTransferred:
     ``attended``: AttendedTransfer (``to`` the target's interface); ``blind``:
     BlindTransfer (``to`` is ``exten@context``); ``redirect``: the caller was
     moved out of its conversation (AMI Redirect) into a Dial of another agent.
+    ``from_agent_id``/``to_agent_id`` are the agents' ids (``to_agent_id`` is
+    None for a blind transfer: its target is an extension, not an agent).
     """
 
     call_id: str
@@ -228,6 +246,8 @@ class CallTransferred:
     from_agent: str | None
     to: str | None
     at: float
+    from_agent_id: str | None = None
+    to_agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +259,7 @@ class CallCompleted:
     talk_seconds: float
     released_by: ReleasedBy
     at: float
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +308,7 @@ class AgentMemberStatus:
     reason: str | None
     in_call: bool
     at: float
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +316,7 @@ class AgentMemberRemoved:
     interface: str
     queue: str
     at: float
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,19 @@ CRM merges the writes field by field (``crm_core.contacts``):
 Writes go to the CRM's ``ContactWriter``, which makes each durable in its
 journal before it touches the database; a failed write is logged with the
 call id and never raised into the tracker or the IVR.
+
+A record is never lost for its text: before it is written it is fitted to
+the CRM (``crm_core.contact_codec.fit_contact``: an over-long caller name or
+number cut to its column, a NUL or a control character in a name replaced
+by U+FFFD, ...), each change logged as a warning with the call id.  A write
+that still fails is logged as an error with the call id and counted in
+``ContactRecorder.refused``.
+
+The agent of a contact is the tracker's ``agent_id`` (``"6001"``, the agent's
+``login`` in the CRM), the same whichever path saw the call: live events, a
+resync after a reconnect or after a daemon restart, a transfer.  It is
+recorded even when the CRM has no agent with that login.  Transfers to an
+agent name the agent the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from acd.events import CallEnded, CallRecord
 from callcenter.logging import call_id_context
+from crm_core.contact_codec import UNKNOWN, fit_contact
 from crm_core.records import ContactRecord, IvrStep, Transfer
 from ivr_flows.commands import HandOff
 from ivr_flows.state import DIGITS, ENTER, PathEntry
@@ -82,32 +96,46 @@ def contact_from_call(call: CallRecord) -> ContactRecord:
         ring_seconds=ring,
         talk_seconds=_span(call.answered_at, end),
         hold_seconds=round(holds, 3) if call.holds else None,
-        agent=call.member_name or call.agent_interface,
-        transfers=tuple(Transfer(t.to or "", t.kind, _utc(t.at)) for t in call.transfers) or None,
+        agent=call.agent_id,
+        transfers=tuple(Transfer(t.to_agent_id or t.to or UNKNOWN, t.kind, _utc(t.at))
+                        for t in call.transfers) or None,
         abandoned=call.abandoned,
         hangup_cause=(f"{call.cause} {call.cause_txt or ''}".strip() if call.cause is not None else None),
     )
 
 
 class ContactRecorder:
-    """Tracker events and IVR results -> contact records for the CRM writer."""
+    """Tracker events and IVR results -> contact records for the CRM writer.
+
+    ``refused`` counts the contact writes that were not taken (refused by the
+    writer, or the writer not running), each also logged as an error.
+    """
 
     def __init__(self, log: Callable[[ContactRecord], Any], clock: Callable[[], float],
                  call_started: Callable[[str], float | None] = lambda call_id: None):
         self._log = log
         self._clock = clock
         self._call_started = call_started
+        self.refused = 0
 
     def _write(self, record: ContactRecord) -> None:
         with call_id_context(record.linkedid):
+            record, changes = fit_contact(record)
+            for change in changes:
+                logger.warning("contact record of call %s changed to fit the CRM: %s", record.linkedid, change)
             try:
                 d = self._log(record)
             except Exception:
+                self.refused += 1
                 logger.exception("contact record of call %s refused", record.linkedid)
                 return
             if hasattr(d, "addErrback"):
-                d.addErrback(lambda f: logger.error("contact record of call %s not written: %s",
-                                                    record.linkedid, f.getErrorMessage()))
+                d.addErrback(self._not_written, record.linkedid)
+
+    def _not_written(self, failure: Any, linkedid: str) -> None:
+        self.refused += 1
+        with call_id_context(linkedid):
+            logger.error("contact record of call %s not written: %s", linkedid, failure.getErrorMessage())
 
     # The tracker's emit target.
     def on_call_event(self, event: Any) -> None:

@@ -1,14 +1,19 @@
-"""Contact records: validation, and JSON for the journal and the CLI.
+"""Contact records: validation, fitting, and JSON for the journal and the CLI.
 
 ``check_contact`` refuses, with the field named, what the database could not
 store exactly; everything else (control characters or right-to-left marks
-in a caller name, quotes, SQL keywords) is kept as given.  The JSON form
+in a caller name, quotes, SQL keywords) is kept as given.  ``fit_contact``
+is for writers that would rather store a record changed than lose it (the
+daemon: caller names and numbers come from the network): it makes the few
+changes ``check_contact`` needs and says what it changed.  The JSON form
 round-trips exactly: ``contact_from_json(contact_to_json(r)) == r``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +33,12 @@ MAX_NOTES = 10000
 MAX_IVR_STEPS = 500
 MAX_LIST = 50
 MAX_REVISION = 2**63 - 1
+MAX_SECONDS = 864000
+#: What ``fit_contact`` puts in place of a character a field cannot hold.
+REPLACEMENT = "\ufffd"
+#: What ``fit_contact`` records for a required text (a transfer's target, an IVR node) that is empty.
+UNKNOWN = "unknown"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def check_contact(record: ContactRecord) -> ContactRecord:
@@ -112,6 +123,116 @@ def _check_transfers(transfers: Any) -> None:
         v.text(f"transfers[{i}].to", t.to, 80, required=True, controls="keep")
         v.text(f"transfers[{i}].kind", t.kind, 16, required=True)
         v.moment(f"transfers[{i}].at", t.at)
+
+
+def fit_contact(record: ContactRecord) -> tuple[ContactRecord, tuple[str, ...]]:
+    """``record`` changed only as far as ``check_contact`` needs, and one note per change.
+
+    * Text that was bytes not valid UTF-8 (the surrogate escapes the AMI and
+      AGI codecs keep) is read as Latin-1, which maps every byte.
+    * A character a field cannot hold (NUL and lone surrogates anywhere;
+      control characters in the single-line names: agent, queue, ...)
+      becomes U+FFFD.  Control characters in caller names, numbers and
+      notes are kept, as ``check_contact`` keeps them.
+    * Text longer than its column is cut to the column's length: ani and
+      dnis 80 characters, caller_name 200, agent, queue and hangup_cause 64
+      (the limits of ``check_contact``, which are the columns').
+    * An IVR path of more than 500 steps or more than 50 transfers keeps the
+      first ones and the last; more than 50 skills keep the first 50.  An
+      empty transfer target or IVR node is recorded as ``"unknown"``.
+    * A duration outside 0 to 10 days is clamped (NaN dropped), a priority
+      outside a small integer clamped, a customer id that cannot be one
+      dropped.
+
+    What cannot be fixed without inventing data (the linkedid, the start
+    time, an unknown direction) is left as it is for ``check_contact`` to
+    refuse.  Never raises.
+    """
+    said: list[str] = []
+    r = record
+    if not isinstance(r, ContactRecord):
+        return r, ()
+    changes: dict[str, Any] = {}
+    for name, limit in _RAW_TEXT.items():
+        changes[name] = _fit_text(name, getattr(r, name), limit, "keep", said)
+    for name, limit in _NAMES.items():
+        changes[name] = _fit_text(name, getattr(r, name), limit, "refuse", said)
+    changes["notes"] = _fit_text("notes", r.notes, MAX_NOTES, "lines", said)
+    for name in _SECONDS:
+        changes[name] = _fit_seconds(name, getattr(r, name), said)
+    if isinstance(r.priority, int) and not isinstance(r.priority, bool) and not -32768 <= r.priority <= 32767:
+        changes["priority"] = max(-32768, min(32767, r.priority))
+        said.append(f"priority: {r.priority} out of range, clamped to {changes['priority']}")
+    if isinstance(r.customer_id, int) and not 1 <= r.customer_id <= MAX_REVISION:
+        changes["customer_id"] = None
+        said.append(f"customer_id: {r.customer_id} cannot be a customer id, left out")
+    if isinstance(r.ivr_path, tuple):
+        path = _fit_list("ivr_path", r.ivr_path, MAX_IVR_STEPS, said, keep_last=True)
+        changes["ivr_path"] = tuple(
+            IvrStep(_fit_text(f"ivr_path[{i}].node", s.node, 64, "refuse", said, required=True),
+                    _fit_text(f"ivr_path[{i}].digits", s.digits, 64, "keep", said))
+            if isinstance(s, IvrStep) else s for i, s in enumerate(path))
+    if isinstance(r.skills, tuple):
+        skills = _fit_list("skills", r.skills, MAX_LIST, said, keep_last=False)
+        changes["skills"] = tuple(
+            (_fit_text(f"skills[{i}]", pair[0], 64, "refuse", said), pair[1])
+            if isinstance(pair, tuple) and len(pair) == 2 else pair for i, pair in enumerate(skills))
+    if isinstance(r.transfers, tuple):
+        transfers = _fit_list("transfers", r.transfers, MAX_LIST, said, keep_last=True)
+        changes["transfers"] = tuple(
+            dataclasses.replace(t, to=_fit_text(f"transfers[{i}].to", t.to, 80, "keep", said, required=True),
+                                kind=_fit_text(f"transfers[{i}].kind", t.kind, 16, "refuse", said))
+            if isinstance(t, Transfer) else t for i, t in enumerate(transfers))
+    if not said:
+        return record, ()
+    return dataclasses.replace(r, **changes), tuple(said)
+
+
+def _fit_text(field: str, value: Any, limit: int, controls: str, notes: list[str], *,
+              required: bool = False) -> Any:
+    if not isinstance(value, str):
+        return value
+    if required and not value.strip():
+        notes.append(f"{field}: empty, recorded as {UNKNOWN!r}")
+        return UNKNOWN
+    text = value
+    if _SURROGATE.search(text):
+        try:
+            text = text.encode("utf-8", "surrogateescape").decode("latin-1")
+            notes.append(f"{field}: not valid UTF-8, read as Latin-1")
+        except UnicodeEncodeError:
+            pass                                       # a surrogate that is no escaped byte: replaced below
+    forbidden = v._FORBIDDEN[controls]                 # the validator's own patterns: the two never disagree
+    found = sorted({ord(c) for c in forbidden.findall(text)})
+    if found:
+        text = forbidden.sub(REPLACEMENT, text)
+        shown = ", ".join(f"U+{code:04X}" for code in found[:8]) + (", ..." if len(found) > 8 else "")
+        notes.append(f"{field}: {shown} cannot be stored there, replaced by U+FFFD")
+    if len(text) > limit:
+        notes.append(f"{field}: {len(text)} characters, cut to {limit}")
+        text = text[:limit]
+    return text
+
+
+def _fit_seconds(field: str, value: Any, notes: list[str]) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, float) and math.isnan(value):
+        notes.append(f"{field}: not a number, left out")
+        return None
+    if 0 <= value <= MAX_SECONDS:
+        return value
+    fitted = float(max(0, min(MAX_SECONDS, value)))
+    notes.append(f"{field}: {value} out of 0 to {MAX_SECONDS} seconds, clamped to {fitted:g}")
+    return fitted
+
+
+def _fit_list(field: str, items: tuple[Any, ...], limit: int, notes: list[str], *, keep_last: bool) -> tuple[Any, ...]:
+    if len(items) <= limit:
+        return items
+    notes.append(f"{field}: {len(items)} entries, kept {'the first and the last' if keep_last else 'the first'} "
+                 f"{limit}")
+    return items[:limit - 1] + items[-1:] if keep_last else items[:limit]
 
 
 def ivr_path_json(path: tuple[IvrStep, ...] | None) -> list[dict[str, Any]] | None:

@@ -16,6 +16,11 @@ dropped.  A record the database refuses for its content (a foreign key to a
 deleted customer, say) is isolated from its batch and kept in the journal as
 ``rejected``, so it cannot hold the others back.  ``stop`` flushes what it
 can within a deadline and leaves the rest in the journal.
+
+Nothing is refused silently: ``refused`` counts, since the writer was made,
+the records refused for what they hold, at ``log`` (``check_contact``) or by
+the database (kept in the journal as ``rejected``), and each is logged as an
+error with its call id.  The daemon reaches it as ``root.crm.writer.refused``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from twisted.python.failure import Failure
 
 from callcenter.backoff import Backoff
 from callcenter.dbpool import DbPool
-from callcenter.logging import call_id_context
+from callcenter.logging import call_id_context, truncated
 from crm_core.contact_codec import check_contact, contact_from_json, contact_to_json
 from crm_core.contacts import thd_log_contacts
 from crm_core.errors import CrmError, InvalidInput
@@ -80,6 +85,7 @@ class ContactWriter:
         self._state = "new"
         self._idle_waiters: list[Deferred[None]] = []
         self._last_revision = 0
+        self._refused = 0
 
     @property
     def held(self) -> int:
@@ -89,6 +95,11 @@ class ContactWriter:
     @property
     def outage(self) -> bool:
         return self._failures > 0
+
+    @property
+    def refused(self) -> int:
+        """Records refused for their content so far: at ``log``, or rejected by the CRM database."""
+        return self._refused
 
     async def start(self) -> None:
         """Open the journal (failure propagates) and replay what it holds."""
@@ -113,6 +124,11 @@ class ContactWriter:
                 record = dataclasses.replace(record, revision=self._stamp())
             payload = json.dumps(contact_to_json(record, compact=True), ensure_ascii=False, separators=(",", ":"))
         except InvalidInput as exc:
+            self._refused += 1
+            linkedid = getattr(record, "linkedid", None)
+            linkedid = linkedid if isinstance(linkedid, str) else None
+            with call_id_context(linkedid):
+                logger.error("contact record %s refused: %s", truncated(linkedid or "?"), exc)
             return fail(exc)
         d: Deferred[None] = Deferred()
         self._queue.append((record.linkedid, payload, d))
@@ -208,6 +224,7 @@ class ContactWriter:
             self._failures = 0
 
     async def _reject(self, entry: Entry, reason: str) -> None:
+        self._refused += 1
         with call_id_context(entry.linkedid):
             logger.error("CRM refused contact record %s (journal entry %d), kept in the journal: %s",
                          entry.linkedid, entry.seq, reason)

@@ -20,6 +20,7 @@ from acd import events as ev
 from acd.events import CallState
 from callcenter.asterisk.ami_client import AMISnapshot
 from callcenter.asterisk.ami_codec import AMIDecoder, AMIMessage
+from callcenter.asterisk.call_model import agent_id
 from callcenter.asterisk.call_tracker import ALLOWED, CallTracker
 from tests import transcripts
 from tests.transcripts import fixture
@@ -301,8 +302,9 @@ def test_redirect_of_the_bridged_caller_to_another_agent_is_a_redirect_transfer(
     ]
     transfer = only(h.of(ev.CallTransferred))
     assert (transfer.from_agent, transfer.to) == ("Local/6001@sim-agents/n", "Local/6002@sim-agents/n")
+    assert (transfer.from_agent_id, transfer.to_agent_id) == ("6001", "6002")
     assert only(h.of(ev.CallEnded)).record.transfers == (ev.TransferRecord(
-        "redirect", "Local/6001@sim-agents/n", "Local/6002@sim-agents/n", transfer.at),)
+        "redirect", "Local/6001@sim-agents/n", "Local/6002@sim-agents/n", transfer.at, "6001", "6002"),)
 
 
 def test_redirect_transfer_does_not_depend_on_the_order_of_the_old_leg_hangup():
@@ -363,11 +365,10 @@ def test_hold_with_extrachannel_and_bridge_keeps_the_agent():
     assert only(h.of(ev.CallCompleted)).talk_seconds == pytest.approx(14.5, abs=0.02)
 
 
-def test_trunk_call_with_a_blind_transfer():
-    """A PJSIP trunk caller (not originated) is the caller at once; BlindTransfer is a blind transfer."""
+def _trunk_blind_transfer() -> list[AMIMessage]:
     call, trunk, a1, a2 = "1.10", "PJSIP/trunk-0000000a", "PJSIP/6001-0000000b", "PJSIP/6002-0000000c"
     on_trunk = {"Channel": trunk, "Uniqueid": call, "Linkedid": call}
-    script = [
+    return [
         _event(Event="Newchannel", ChannelState="4", CallerIDNum="+4930123", CallerIDName=r"Acme \\ Co\'s",
                Exten="4930999", **on_trunk),
         _event(Event="Newexten", Exten="4930999", Application="Answer", **on_trunk),
@@ -387,7 +388,12 @@ def test_trunk_call_with_a_blind_transfer():
         _event(Event="Hangup", Cause="16", **{"Cause-txt": "Normal Clearing"}, **on_trunk),
         _event(Event="Hangup", Channel=a2, Uniqueid="1.12", Linkedid=call, Cause="16"),
     ]
-    h = Harness().play((float(i), m) for i, m in enumerate(script))
+
+
+def test_trunk_call_with_a_blind_transfer():
+    """A PJSIP trunk caller (not originated) is the caller at once; BlindTransfer is a blind transfer."""
+    trunk = "PJSIP/trunk-0000000a"
+    h = Harness().play((float(i), m) for i, m in enumerate(_trunk_blind_transfer()))
     assert h.timeline() == [
         "arrived@0.0", "queued@2.0 support", "offered@4.0 6001", "connected@6.0 6001", "wrap-up@7.0 transfer",
         "transfer@7.0 blind 6002", "offered@10.0 6002", "connected@11.0 6002", "wrap-up@13.0 customer",
@@ -442,17 +448,47 @@ def test_chanspy_legs_are_not_calls_and_leave_the_spied_call_alone():
     h.assert_empty()
 
 
-def test_caller_names_are_c_unescaped_and_latin1_bytes_kept():
-    """AMI's C-escaped names come back as sent; ISO-8859-1 bytes survive as surrogates."""
-    h = play("more/ami_utf8_callerid.txt")
+def test_caller_names_are_c_unescaped_and_non_utf8_bytes_read_as_latin1(caplog):
+    """AMI's C-escaped names come back as sent; a name whose bytes are not UTF-8 (ISO-8859-1) is read as
+    Latin-1, valid text, and the log says so with the call id."""
+    with caplog.at_level(logging.INFO, "callcenter.asterisk.call_tracker"):
+        h = play("more/ami_utf8_callerid.txt")
     arrived = h.of(ev.CallArrived)
     assert [a.caller_name for a in arrived] == [
-        "张伟", "Zoë Müller", 'Say "Hi" \\ Bob', 'O"Brien  Co', "Dan O'Neil?", "Smith, John",
-        "Zo\udceb L\udce4tin1"]
-    assert arrived[-1].caller_name.encode("utf-8", "surrogateescape") == b"Zo\xeb L\xe4tin1"
+        "张伟", "Zoë Müller", 'Say "Hi" \\ Bob', 'O"Brien  Co', "Dan O'Neil?", "Smith, John", "Zoë Lätin1"]
+    assert arrived[-1].caller_name.encode("latin-1") == b"Zo\xeb L\xe4tin1"
+    ended = {e.call_id: e.record for e in h.of(ev.CallEnded)}
+    assert ended[arrived[-1].call_id].caller_name == "Zoë Lätin1"
+    said = [(r.call_id, r.getMessage()) for r in caplog.records if "Latin-1" in r.getMessage()]
+    assert said == [(arrived[-1].call_id, f"call {arrived[-1].call_id}: caller name is not valid UTF-8; "
+                                          "kept as Latin-1: 'Zoë Lätin1'")]
     first = h.of(ev.CallEnded)[0].record
-    assert (first.caller_name, first.member_name) == ("王芳 (VIP)", "Агент 6001")   # renamed by the IVR
+    assert (first.caller_name, first.member_name, first.agent_id) == ("王芳 (VIP)", "Агент 6001", "6001")
     h.assert_empty()
+
+
+@pytest.mark.parametrize(("headers", "name", "number"), [
+    ({"CallerIDName": "Caf\udce9 \\x00", "CallerIDNum": "55\udcff01"}, "Café \\x00", "55ÿ01"),
+    ({"CallerIDName": "nul\x00 and \\a bell", "CallerIDNum": "1\x002"}, "nul\x00 and \a bell", "1\x002"),
+])
+def test_non_utf8_names_and_numbers_become_text_on_every_path(headers, name, number):
+    """Live (Newchannel, NewCallerid) and resync give the same valid text for the same AMI bytes."""
+    call, trunk = "3.1", "PJSIP/trunk-00000031"
+    on_trunk = {"Channel": trunk, "Uniqueid": call, "Linkedid": call}
+    live = Harness().play([(0.0, _event(Event="Newchannel", ChannelState="4", Exten="4000", **headers, **on_trunk)),
+                           (1.0, _event(Event="Newexten", Exten="4000", Application="Answer", **on_trunk))])
+    renamed = Harness().play([
+        (0.0, _event(Event="Newchannel", ChannelState="4", Exten="4000", CallerIDName="x", **on_trunk)),
+        (1.0, _event(Event="Newexten", Exten="4000", Application="Answer", **on_trunk)),
+        (2.0, _event(Event="NewCallerid", **headers, **on_trunk))])
+    resynced = Harness()
+    resynced.tracker.ami_snapshot(AMISnapshot((_event(Event="CoreShowChannel", Application="Queue", Exten="4000",
+                                                      Duration="00:00:05", **headers, **on_trunk),), (), (), False))
+    for h in (live, renamed, resynced):
+        record = h.tracker.get(call)
+        assert (record.caller_name, record.ani) == (name, number)
+        for text in (record.caller_name, record.ani):
+            text.encode("utf-8")                 # valid Unicode: no surrogate escapes left
 
 
 # -- restart, resync, link loss, orphans -------------------------------------------------
@@ -732,3 +768,74 @@ def test_every_recording_leaves_no_call_and_no_channel_behind(path, caplog):
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     h.assert_empty()
     assert len(h.of(ev.CallArrived)) == len(h.of(ev.CallEnded))
+
+
+# -- one agent id ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("Local/6001@agents/n", "6001"),                     # queue member interface, Dial target (shipped config)
+    ("Local/6001@agents", "6001"),
+    ("Local/6001@agents-00000003;1", "6001"),            # the channel that rang it, either half
+    ("Local/6001@agents-00000003;2", "6001"),
+    ("Local/6001@sim-agents/n", "6001"),                 # the lab's contexts
+    ("Local/7001@sim-agents-0000000a;1", "7001"),
+    ("Local/6002@transfer-00000021;1", "6002"),          # an attended transfer's target
+    ("6001@sim-agents/n", "6001"),                       # DialBegin DialString of a Dial() (no technology)
+    ("PJSIP/6001", "6001"),                              # StateInterface, a phone dialled directly
+    ("PJSIP/6001-0000000a", "6001"),
+    ("PJSIP/6001/sip:6001@192.0.2.5:5060", "6001"),
+    ("SIP/6001-00000001", "6001"),
+    ("PJSIP/agent-6001", "agent-6001"),                  # an endpoint name with a dash keeps it
+    ("PJSIP/agent-6001-0000000b", "agent-6001"),
+    ("Local/nosuch-00000000;1", "nosuch"),
+    ("", None),
+    (None, None),
+])
+def test_agent_id_of_every_interface_and_channel_form(name, expected):
+    """The agent id is the extension of a Local interface or channel, the endpoint of any other."""
+    assert agent_id(name) == expected
+
+
+_AGENT_HEADERS = ("Interface", "StateInterface", "Location", "Channel", "DestChannel", "DialString",
+                  "TransferTargetChannel", "AppData", "ApplicationData")
+_AGENT_CONTEXT = re.compile(r"^(?:Local/)?(\d+)@(?:sim-agents|agents|transfer)\b")
+
+
+def _agent_names_in_transcripts() -> dict[str, str]:
+    found = {}
+    for path in transcripts.raw_ami_streams():
+        for data in transcripts.raw_connections(path):
+            for message in AMIDecoder().feed(data):
+                for key, value in message.headers:
+                    value = value.split(",", 1)[0] if key in ("AppData", "ApplicationData") else value
+                    agent = _AGENT_CONTEXT.match(value)
+                    if key in _AGENT_HEADERS and agent:
+                        found[value] = agent.group(1)
+    return found
+
+
+def test_agent_id_of_every_agent_name_in_the_transcripts():
+    """Every interface, dial string and channel name of an agent Asterisk 22 sent gives its extension."""
+    found = _agent_names_in_transcripts()
+    forms = {re.sub(r"[0-9a-f]{8}(;[12])$", r"N\1", name.split("@", 1)[1]) for name in found}
+    assert {"sim-agents/n", "sim-agents-N;1", "sim-agents-N;2", "transfer-N;1", "transfer-N;2"} <= forms
+    assert {name: agent_id(name) for name in found} == found
+
+
+def test_events_carry_the_agent_id_next_to_the_interface_and_member_name():
+    """Offers, answers, wrap-ups and queue members give the agent id; the member name stays as it was."""
+    h = Harness().play(session_messages("ami_full_call.session.txt"))
+    offered, connected = only(h.of(ev.CallOffered)), only(h.of(ev.CallConnected))
+    assert (offered.agent_interface, offered.member_name, offered.agent_id) == (
+        "Local/6001@sim-agents/n", "Agent 6001", "6001")
+    assert connected.agent_id == only(h.of(ev.CallCompleted)).agent_id == "6001"
+    assert {m.agent_id for m in h.of(ev.AgentMemberStatus)} == {"6001"}
+    record = only(h.of(ev.CallEnded)).record
+    assert (record.agent_id, record.member_name, [o.agent_id for o in record.offers]) == ("6001", "Agent 6001",
+                                                                                         ["6001"])
+    busy = play("more/ami_acd_c_busy_unavail_answer.txt")
+    assert [(f.reason, f.agent_id) for f in busy.of(ev.OfferFailed)] == [("busy", "8001"), ("unavailable", "9999")]
+    outbound = play("more/ami_click2dial.txt")
+    assert only(outbound.of(ev.CallDialedOut)).agent_id == only(outbound.of(ev.CallEnded)).record.agent_id == "6002"
+    removed = play("more/ami_acd_f_fallback_queue.txt").of(ev.AgentMemberRemoved)
+    assert [r.agent_id for r in removed] == ["6001", "6002"]

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from crm_core.contact_codec import check_contact, contact_from_json, contact_to_json
+from crm_core.contact_codec import check_contact, contact_from_json, contact_to_json, fit_contact
 from crm_core.contacts import MERGED, iter_contacts, merge_values, row_values, thd_get_contact, thd_log_contacts
 from crm_core.customers import NewCustomer, thd_create_customer
 from crm_core.errors import InvalidInput
@@ -254,6 +254,72 @@ def test_what_cannot_be_stored_exactly_is_refused_clearly(over, message):
     with pytest.raises(InvalidInput) as info:
         check_contact(ContactRecord("bad.1", T0, revision=1, **over))
     assert str(info.value).startswith(f"contact bad.1: {message}")
+
+
+FITTED = [
+    (dict(caller_name="nul\x00inside"), dict(caller_name="nul\ufffdinside"),
+     ["caller_name: U+0000 cannot be stored there, replaced by U+FFFD"]),
+    (dict(caller_name="Zo\udceb"), dict(caller_name="Zoë"), ["caller_name: not valid UTF-8, read as Latin-1"]),
+    (dict(caller_name="\ud800x"), dict(caller_name="\ufffdx"),
+     ["caller_name: U+D800 cannot be stored there, replaced by U+FFFD"]),
+    (dict(caller_name="x" * 201), dict(caller_name="x" * 200), ["caller_name: 201 characters, cut to 200"]),
+    (dict(caller_name="\udcff" * 150), dict(caller_name="ÿ" * 150),
+     ["caller_name: not valid UTF-8, read as Latin-1"]),
+    (dict(ani="1" * 81, dnis="2" * 90), dict(ani="1" * 80, dnis="2" * 80),
+     ["ani: 81 characters, cut to 80", "dnis: 90 characters, cut to 80"]),
+    (dict(agent="10\x0701", queue="q" * 70), dict(agent="10\ufffd01", queue="q" * 64),
+     ["queue: 70 characters, cut to 64", "agent: U+0007 cannot be stored there, replaced by U+FFFD"]),
+    (dict(notes="form\x0cfeed\n"), dict(notes="form\ufffdfeed\n"),
+     ["notes: U+000C cannot be stored there, replaced by U+FFFD"]),
+    (dict(talk_seconds=-1, hold_seconds=float("nan")), dict(talk_seconds=0.0, hold_seconds=None),
+     ["talk_seconds: -1 out of 0 to 864000 seconds, clamped to 0", "hold_seconds: not a number, left out"]),
+    (dict(transfers=tuple(Transfer(f"t{i}\x00") for i in range(52))),
+     dict(transfers=tuple(Transfer(f"t{i}\ufffd") for i in [*range(49), 51])),
+     ["transfers: 52 entries, kept the first and the last 50"] +
+     [f"transfers[{i}].to: U+0000 cannot be stored there, replaced by U+FFFD" for i in range(50)]),
+    (dict(ivr_path=(IvrStep("n" * 65, "1\x00"),)), dict(ivr_path=(IvrStep("n" * 64, "1\ufffd"),)),
+     ["ivr_path[0].node: 65 characters, cut to 64", "ivr_path[0].digits: U+0000 cannot be stored there, "
+                                                    "replaced by U+FFFD"]),
+    (dict(transfers=(Transfer(" "),)), dict(transfers=(Transfer("unknown"),)),
+     ["transfers[0].to: empty, recorded as 'unknown'"]),
+    (dict(customer_id=2**70, priority=2**20), dict(customer_id=None, priority=32767),
+     ["priority: 1048576 out of range, clamped to 32767",
+      f"customer_id: {2**70} cannot be a customer id, left out"]),
+]
+
+
+@pytest.mark.parametrize(("over", "fitted", "notes"), FITTED)
+def test_fit_contact_changes_only_what_check_contact_would_refuse_and_says_so(over, fitted, notes):
+    """Text from the network fits its column instead of losing the record: each change is named."""
+    record = ContactRecord("fit.1", T0, revision=1, **over)
+    got, said = fit_contact(record)
+    assert got == dataclasses.replace(record, **fitted)
+    assert list(said) == notes
+    assert check_contact(got) is got
+
+
+def test_fit_contact_leaves_a_storable_record_alone_and_what_it_cannot_fix_to_check_contact():
+    """A full record is returned as it is; a bad linkedid or direction is not invented, still refused."""
+    record = full_record()
+    assert fit_contact(record) == (record, ())
+    tricky = ContactRecord("tricky.1", T0, caller_name="bell\x07 esc\x1b[31m tab\t", revision=1)
+    assert fit_contact(tricky) == (tricky, ())                # control characters a caller name may hold
+    for bad in (ContactRecord("l" * 65, T0), ContactRecord("a\x00b", T0), ContactRecord("x", T0, direction="up")):
+        assert fit_contact(bad) == (bad, ())
+        with pytest.raises(InvalidInput):
+            check_contact(bad)
+
+
+@given(name=st.text(max_size=400), ani=st.text(max_size=120), agent=st.text(max_size=80),
+       escaped=st.binary(max_size=250))
+def test_fit_contact_always_gives_a_record_check_contact_takes(name, ani, agent, escaped):
+    """Any text in the network-facing fields, valid Unicode or surrogate-escaped bytes, fits."""
+    raw = escaped.decode("utf-8", "surrogateescape")
+    record = ContactRecord("any.1", T0, caller_name=name + raw, ani=ani, dnis=raw, agent=agent, queue=raw[:70],
+                           transfers=(Transfer(raw),), revision=1)
+    got, said = fit_contact(record)
+    assert check_contact(got) is got
+    assert (got == record) == (not said)
 
 
 def test_a_bad_linkedid_is_refused():

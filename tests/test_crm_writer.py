@@ -190,6 +190,27 @@ async def test_a_refused_record_is_kept_aside_and_does_not_block_the_others(crm_
     journal.close()
 
 
+@pytest_twisted.ensureDeferred
+async def test_every_refused_record_is_counted_and_logged_with_its_call_id(crm_url, tmp_path, caplog):
+    """``refused`` counts the records refused at log() and those the database rejected; none is silent."""
+    import logging
+
+    svc = CrmService(reactor, CrmConfig(url=crm_url, journal=str(tmp_path / "j")))
+    await svc.startService()
+    assert svc.writer.refused == 0
+    with caplog.at_level(logging.ERROR, "crm_core.writer"):
+        with pytest.raises(InvalidInput):
+            await svc.writer.log(ContactRecord("bad.1", T0, caller_name="a\x00b"))
+        await svc.writer.log(dataclasses.replace(call_write(1, "queued", "count"), customer_id=987654))
+        await svc.writer.log(call_write(2, "queued", "count"))
+        await svc.writer.wait_flushed()
+    assert svc.writer.refused == 2
+    assert count_contacts(svc.engine, "count-") == 1
+    assert [r.call_id for r in caplog.records] == ["bad.1", "count-1"]
+    assert "caller_name: NUL" in caplog.records[0].getMessage()
+    await svc.stopService()
+
+
 class Outage:
     """A CRM database that can be taken down and brought back.
 

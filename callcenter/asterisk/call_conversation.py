@@ -19,7 +19,7 @@ from acd.events import (
     TransferRecord,
 )
 from callcenter.asterisk.ami_codec import AMIMessage
-from callcenter.asterisk.call_model import LiveCall, LiveChannel, base_interface, local_partner, log_call
+from callcenter.asterisk.call_model import LiveCall, LiveChannel, agent_id, base_interface, local_partner, log_call
 
 __all__ = ["ConversationMixin"]
 
@@ -114,7 +114,7 @@ class ConversationMixin:
             call.held_since = None
         call.state, call.peers, call.peer_side = S.WRAP_UP, set(), set()
         talk = now - (call.answered_at if call.answered_at is not None else now)
-        self._emit(CallCompleted(call.call_id, call.agent_interface, talk, released_by, now))
+        self._emit(CallCompleted(call.call_id, call.agent_interface, talk, released_by, now, call.agent_id))
 
     def _on_attended_transfer(self, ev: AMIMessage, now: float) -> None:
         call, uid = self._lookup(ev, "TransfereeUniqueid", "TransfereeLinkedid")
@@ -129,11 +129,13 @@ class ConversationMixin:
         if not self._can(call, S.CONNECTED, "attended transfer"):
             return
         self._resume(call, now)
-        record = TransferRecord("attended", call.agent_interface, interface, now)
+        record = TransferRecord("attended", call.agent_interface, interface, now, call.agent_id,
+                                agent_id(interface) or agent_id(leg_name))
         call.transfers.append(record)
         call.agent_interface, call.agent_channel, call.member_name = interface, leg_name, None
         self._set_peers(call, [target, leg_uid])
-        self._emit(CallTransferred(call.call_id, "attended", record.from_agent, interface, now))
+        self._emit(CallTransferred(call.call_id, "attended", record.from_agent, interface, now,
+                                   record.from_agent_id, record.to_agent_id))
 
     def _transfer_target(self, call: LiveCall, uid: str, name: str | None) -> tuple[str | None, str, str | None]:
         """The agent behind a transfer target: a Local target's ``;2`` half dialled the agent."""
@@ -150,9 +152,9 @@ class ConversationMixin:
         if call is None or ev.get("Result") != "Success" or uid != call.hub or call.state is not S.CONNECTED:
             return
         to = f"{ev.get('Extension')}@{ev.get('Context')}" if ev.get("Extension") else None
-        record = TransferRecord("blind", call.agent_interface, to, now)
+        record = TransferRecord("blind", call.agent_interface, to, now, call.agent_id)
         self._end_talk(call, now, "transfer")
         call.transfers.append(record)
         call.transfer_noted = True
-        self._emit(CallTransferred(call.call_id, "blind", record.from_agent, to, now))
+        self._emit(CallTransferred(call.call_id, "blind", record.from_agent, to, now, record.from_agent_id))
 

@@ -4,7 +4,19 @@
 (``call_tracker.py``) and the resync (``call_resync.py``) update as AMI events
 arrive; nothing outside the tracker sees them: ``LiveCall.record()`` hands out
 the frozen ``acd.events.CallRecord``.  The helpers read AMI header values
-(caller id, durations, interfaces, queue member status) and do no I/O.
+(caller id, durations, interfaces, agent ids, queue member status) and do no
+I/O.
+
+Text from the caller.  AMI values are decoded as UTF-8 with surrogate
+escapes (``ami_codec``); a caller name, number or dialled extension whose
+bytes are not valid UTF-8 is read as ISO-8859-1 (Latin-1, which maps every
+byte) when the call is announced, and that is logged with the call id
+(:func:`call_text`).  Events and records carry only valid Unicode.
+
+One agent id.  A queue member's name (``Agent 6001``) is free text for
+people; the agent is identified by :func:`agent_id`, the extension or
+endpoint in its interface or channel name, which is the ``login`` of the
+CRM's ``agents`` table and what a contact record stores as its agent.
 """
 
 from __future__ import annotations
@@ -17,11 +29,12 @@ from acd.events import (
     AgentMemberStatus, CallRecord, CallState, Direction, HoldRecord, OfferRecord, TransferRecord,
 )
 from callcenter.asterisk.ami_codec import AMIMessage, unescape_c
-from callcenter.logging import call_id_context
+from callcenter.logging import call_id_context, truncated
 
 __all__ = [
-    "LiveCall", "LiveChannel", "PendingOffer", "base_interface", "caller_name", "dial_interface", "dnis_of",
-    "duration_seconds", "int_or_none", "local_partner", "log_call", "member_status", "number_or_none",
+    "LiveCall", "LiveChannel", "PendingOffer", "agent_id", "base_interface", "bytes_text", "call_text",
+    "caller_name", "dial_interface", "dnis_of", "duration_seconds", "int_or_none", "local_partner", "log_call",
+    "member_status", "number_or_none",
 ]
 
 #: The tracker's modules all log under the tracker's name (log configuration, filters).
@@ -30,6 +43,11 @@ logger = logging.getLogger("callcenter.asterisk.call_tracker")
 _MEMBER_STATUS = ("UNKNOWN", "NOT_INUSE", "INUSE", "BUSY", "INVALID", "UNAVAILABLE", "RINGING",
                   "RINGINUSE", "ONHOLD")
 _UNIQUE_SUFFIX = re.compile(r"-[0-9a-f]+(;[12])?$")
+#: ``Tech/resource``: channel technologies are plain words (PJSIP, SIP, IAX2, Local, DAHDI).
+_TECH = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)/(.*)$", re.DOTALL)
+#: What Asterisk appends to a channel's name: ``-%08x`` (chan_pjsip, ast_unreal), then ``;1``/``;2`` for Local.
+_CHANNEL_SEQ = re.compile(r"-[0-9a-f]{8}(;[12])?$")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(eq=False)
@@ -59,6 +77,10 @@ class PendingOffer:
     member_name: str | None
     queue: str | None
     at: float
+
+    @property
+    def agent_id(self) -> str | None:
+        return agent_id(self.interface) or agent_id(self.channel)
 
 
 @dataclass(eq=False)
@@ -110,6 +132,11 @@ class LiveCall:
     transfer_noted: bool = False
     confirmed: bool = True
 
+    @property
+    def agent_id(self) -> str | None:
+        """The conversation's agent (:func:`agent_id`), the same whichever path set its interface."""
+        return agent_id(self.agent_interface) or agent_id(self.agent_channel)
+
     def record(self) -> CallRecord:
         holds = self.holds + ([HoldRecord(self.held_since, None)] if self.held_since is not None else [])
         return CallRecord(
@@ -120,7 +147,7 @@ class LiveCall:
             queue=self.queue, agent_interface=self.agent_interface, agent_channel=self.agent_channel,
             member_name=self.member_name, offers=tuple(self.offers), transfers=tuple(self.transfers),
             holds=tuple(holds), cause=self.cause, cause_txt=self.cause_txt, abandoned=self.abandoned,
-            confirmed=self.confirmed)
+            confirmed=self.confirmed, agent_id=self.agent_id)
 
 
 # -- small helpers ----------------------------------------------------------
@@ -145,6 +172,54 @@ def number_or_none(value: str | None) -> str | None:
 def caller_name(value: str | None) -> str | None:
     """CallerIDName as the caller sent it: AMI C-escapes it (ast_escape_c)."""
     return None if value in (None, "", "<unknown>") else unescape_c(value or "")
+
+
+def bytes_text(value: str) -> tuple[str, bool]:
+    """The text of an AMI or AGI value (decoded with ``surrogateescape``) and whether it was not UTF-8.
+
+    Valid UTF-8 comes back as it is; other bytes are read as Latin-1, which maps every byte to a
+    character.  A surrogate that stands for no byte (the codecs make none) becomes U+FFFD.
+    """
+    if value.isascii() or not _SURROGATE.search(value):
+        return value, False
+    try:
+        return value.encode("utf-8", "surrogateescape").decode("latin-1"), True
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", value), True
+
+
+def call_text(call: LiveCall, what: str, value: str | None) -> str | None:
+    """``value`` as valid text for ``call``'s events; logged, with the call id, when it was not UTF-8."""
+    if value is None:
+        return None
+    text, latin1 = bytes_text(value)
+    if latin1:
+        log_call(call, logging.INFO, "%s is not valid UTF-8; kept as Latin-1: %s", what, truncated(text))
+    return text
+
+
+def agent_id(name: str | None) -> str | None:
+    """The agent's id, the CRM's agent ``login``, from an agent's interface, dial string or channel name.
+
+    It is the extension of a Local channel and the endpoint of any other technology, without the
+    options of a dial string or the sequence number of a channel name::
+
+        Local/6001@agents/n   Local/6001@agents   Local/6001@agents-00000003;1        -> 6001
+        Local/6001@sim-agents/n   Local/6001@sim-agents-0000000a;2                   -> 6001
+        PJSIP/6001   PJSIP/6001-0000000a   PJSIP/6001/sip:6001@192.0.2.5:5060         -> 6001
+
+    Never taken from a queue member's name, which is free text.  None when there is nothing to take.
+    """
+    if not name:
+        return None
+    tech = _TECH.match(name)
+    resource = tech.group(2) if tech else name
+    local = tech is None or tech.group(1).lower() == "local"
+    if local and "@" in resource:
+        found = resource.split("@", 1)[0]
+    else:
+        found = _CHANNEL_SEQ.sub("", resource.split("/", 1)[0]).split("@", 1)[0]
+    return found or None
 
 
 def dnis_of(exten: str) -> str | None:
@@ -191,4 +266,5 @@ def member_status(ev: AMIMessage, now: float) -> AgentMemberStatus | None:
     code = int_or_none(ev.get("Status"))
     status = _MEMBER_STATUS[code] if code is not None and 0 <= code < len(_MEMBER_STATUS) else "UNKNOWN"
     return AgentMemberStatus(interface, queue, ev.get("MemberName") or ev.get("Name") or None, status,
-                             ev.get("Paused") == "1", ev.get("PausedReason") or None, ev.get("InCall") == "1", now)
+                             ev.get("Paused") == "1", ev.get("PausedReason") or None, ev.get("InCall") == "1", now,
+                             agent_id(interface) or agent_id(ev.get("StateInterface")))

@@ -20,6 +20,12 @@ table, and logs each state it sets with the call id.
   ``QueueEntry`` any more: its queue is the first argument of ``Queue()``.
 * The state follows from the rows: bridged with a leg -> connected, legs
   ringing -> offered, in a queue or on music on hold -> queued, AGI -> ivr.
+* The agent of a conversation that started while the daemon was away is
+  the bridged leg's queue-member interface when ``QueueStatus`` lists one,
+  else the leg's channel name without its sequence number; its
+  ``agent_id`` (``call_model.agent_id``: ``6001`` for
+  ``Local/6001@agents-00000003;1`` or ``PJSIP/6001-0000000a``) is the one
+  the live events give for the same call.
 * Queue members are re-announced (``AgentMemberStatus``), every call is
   confirmed again, and ``CallsResynced`` carries the announced calls.
 
@@ -37,8 +43,8 @@ from typing import TYPE_CHECKING, Iterable, Mapping
 from acd.events import AsteriskRestarted, CallsResynced, CallState
 from callcenter.asterisk.ami_codec import AMIMessage
 from callcenter.asterisk.call_model import (
-    LiveCall, LiveChannel, PendingOffer, base_interface, caller_name, dnis_of, duration_seconds, int_or_none,
-    log_call, member_status, number_or_none,
+    LiveCall, LiveChannel, PendingOffer, base_interface, call_text, caller_name, dnis_of, duration_seconds,
+    int_or_none, log_call, member_status, number_or_none,
 )
 
 if TYPE_CHECKING:
@@ -119,8 +125,10 @@ class _Resync:
             name = hub.get("Channel") or ""
             local = _LOCAL_EXTEN.match(name)
             dnis = self.dnids.get(uid) or (local.group(1) if local else None) or dnis_of(hub.get("Exten") or "")
-            call.announced, call.caller_channel, call.dnis = True, name, dnis
-            call.ani, call.caller_name = number_or_none(hub.get("CallerIDNum")), caller_name(hub.get("CallerIDName"))
+            call.announced, call.caller_channel = True, name
+            call.dnis = call_text(call, "dialled number", dnis)
+            call.ani = call_text(call, "caller number", number_or_none(hub.get("CallerIDNum")))
+            call.caller_name = call_text(call, "caller name", caller_name(hub.get("CallerIDName")))
         self._set_state(call, hub)
 
     def _sync_channels(self, call: LiveCall) -> None:

@@ -48,6 +48,13 @@ Decisions on ambiguous cases:
   ``DIALSTATUS``, the agent taken from the Dial() it ran.
 * ChanSpy legs are calls of their own Linkedid; ``ChanSpyStart`` marks that
   call as a spy and it is never announced.
+* Agents are named by their interface (``Local/6001@agents/n``), the
+  channel that rang them and app_queue's member name, and every event
+  about an agent carries its ``agent_id`` (``6001``, ``call_model.agent_id``),
+  derived from the interface or channel, never from the member name, so
+  that it is the same on every path: live, resync, transfers, outbound.
+* A caller name, number or dialled extension whose bytes are not UTF-8 is
+  read as Latin-1 when the call is announced (logged with the call id).
 * An outbound call (click-to-dial) is ``CallArrived(direction="outbound")``,
   ``CallDialedOut`` while the customer rings, ``CallConnected`` with the
   originating agent, and no offer or abandon events.  A call that a phone
@@ -87,8 +94,8 @@ from acd.events import (
 from callcenter.asterisk.ami_codec import AMIMessage
 from callcenter.asterisk.call_conversation import ConversationMixin
 from callcenter.asterisk.call_model import (
-    LiveCall, LiveChannel, PendingOffer, caller_name, dial_interface, dnis_of, int_or_none, local_partner,
-    log_call, member_status, number_or_none,
+    LiveCall, LiveChannel, PendingOffer, agent_id, call_text, caller_name, dial_interface, dnis_of, int_or_none,
+    local_partner, log_call, member_status, number_or_none,
 )
 from callcenter.asterisk.call_resync import resync_calls
 from callcenter.logging import call_id_context
@@ -271,7 +278,8 @@ class CallTracker(ConversationMixin):
         chan.cid_num, chan.cid_name = number_or_none(ev.get("CallerIDNum")), caller_name(ev.get("CallerIDName"))
         call = self._calls.get(chan.call_id)
         if call is not None and call.announced and chan.uid == call.hub:
-            call.ani, call.caller_name = chan.cid_num, chan.cid_name
+            call.ani = call_text(call, "caller number", chan.cid_num)
+            call.caller_name = call_text(call, "caller name", chan.cid_name)
 
     def _on_rename(self, ev: AMIMessage, now: float) -> None:
         chan = self._channels.get(ev.get("Uniqueid") or "")
@@ -301,8 +309,10 @@ class CallTracker(ConversationMixin):
     def _announce(self, call: LiveCall, dnis: str | None = None) -> None:
         hub = self._channels[call.hub or ""]
         call.announced = True
-        call.caller_channel, call.ani, call.caller_name = hub.name, hub.cid_num, hub.cid_name
-        call.dnis = dnis or dnis_of(hub.first_exten) or dnis_of(hub.exten)
+        call.caller_channel = hub.name
+        call.ani = call_text(call, "caller number", hub.cid_num)
+        call.caller_name = call_text(call, "caller name", hub.cid_name)
+        call.dnis = call_text(call, "dialled number", dnis or dnis_of(hub.first_exten) or dnis_of(hub.exten))
         self._emit(CallArrived(call.call_id, call.direction or "inbound", call.caller_channel,
                                call.ani, call.caller_name, call.dnis, call.arrived_at))
 
@@ -415,18 +425,21 @@ class CallTracker(ConversationMixin):
             self._end_talk(call, now, "redirect")
         if not self._can(call, S.OFFERED, f"offer to {interface}"):
             return
-        transfer = None
+        offer = PendingOffer(dest, dest_name, interface, member_name, queue, now)
+        transfer = None       # a re-dial of the same agent (whatever form its interface took) is none
         if call.answered_at is not None and call.state is S.WRAP_UP and not call.transfer_noted \
-                and interface != call.agent_interface:
-            transfer = TransferRecord("redirect", call.agent_interface, interface, now)
+                and (offer.agent_id or interface) != (call.agent_id or call.agent_interface):
+            transfer = TransferRecord("redirect", call.agent_interface, interface, now, call.agent_id,
+                                      offer.agent_id)
         call.state, call.transfer_noted = S.OFFERED, False
-        call.pending[dest] = PendingOffer(dest, dest_name, interface, member_name, queue, now)
+        call.pending[dest] = offer
         call.offered_at = call.offered_at if call.offered_at is not None else now
         call.waiting_since = call.waiting_since if call.waiting_since is not None else now
         if transfer is not None:
             call.transfers.append(transfer)
-            self._emit(CallTransferred(call.call_id, "redirect", transfer.from_agent, interface, now))
-        self._emit(CallOffered(call.call_id, queue, interface, member_name, dest_name, now))
+            self._emit(CallTransferred(call.call_id, "redirect", transfer.from_agent, interface, now,
+                                       transfer.from_agent_id, transfer.to_agent_id))
+        self._emit(CallOffered(call.call_id, queue, interface, member_name, dest_name, now, offer.agent_id))
 
     def _dial_out(self, call: LiveCall, now: float, dest: str, dest_name: str, interface: str | None,
                   number: str | None) -> None:
@@ -439,7 +452,7 @@ class CallTracker(ConversationMixin):
         call.pending[dest] = PendingOffer(dest, dest_name, interface, None, None, now)
         call.offered_at = call.offered_at if call.offered_at is not None else now
         call.waiting_since = call.waiting_since if call.waiting_since is not None else now
-        self._emit(CallDialedOut(call.call_id, call.originate_interface, call.dnis, dest_name, now))
+        self._emit(CallDialedOut(call.call_id, call.originate_interface, call.dnis, dest_name, now, call.agent_id))
 
     def _on_dial_end(self, ev: AMIMessage, now: float) -> None:
         call, uid = self._lookup(ev)
@@ -475,8 +488,8 @@ class CallTracker(ConversationMixin):
                 or call.direction == "outbound":
             return
         target = self._channels[uid].dial_target if uid in self._channels else None
-        call.offers.append(OfferRecord(target, None, None, None, now, now, "unavailable", 0.0))
-        self._emit(OfferFailed(call.call_id, target, None, "unavailable", 0.0, now))
+        call.offers.append(OfferRecord(target, None, None, None, now, now, "unavailable", 0.0, agent_id(target)))
+        self._emit(OfferFailed(call.call_id, target, None, "unavailable", 0.0, now, agent_id(target)))
 
     def _answer(self, call: LiveCall, now: float, dest: str) -> None:
         offer = call.pending.get(dest)
@@ -485,7 +498,7 @@ class CallTracker(ConversationMixin):
         del call.pending[dest]
         ring = now - offer.at
         call.offers.append(OfferRecord(offer.interface, offer.channel, offer.member_name, offer.queue,
-                                       offer.at, now, "answered", ring))
+                                       offer.at, now, "answered", ring, offer.agent_id))
         wait = now - (call.waiting_since if call.waiting_since is not None else offer.at)
         call.state, call.waiting_since = S.CONNECTED, None
         self._set_peers(call, [dest])
@@ -493,7 +506,8 @@ class CallTracker(ConversationMixin):
         if call.direction != "outbound":
             call.agent_interface, call.agent_channel = offer.interface, offer.channel
             call.member_name = offer.member_name
-        self._emit(CallConnected(call.call_id, call.agent_interface, call.agent_channel, wait, ring, now))
+        self._emit(CallConnected(call.call_id, call.agent_interface, call.agent_channel, wait, ring, now,
+                                 call.agent_id))
 
     def _fail(self, call: LiveCall, now: float, dest: str, reason: OfferFailure, ring: float | None = None) -> None:
         offer = call.pending.pop(dest, None)
@@ -504,10 +518,10 @@ class CallTracker(ConversationMixin):
             log_call(call, logging.INFO, "customer %s not reached (%s)", offer.interface, reason)
             return
         call.offers.append(OfferRecord(offer.interface, offer.channel, offer.member_name, offer.queue,
-                                       offer.at, now, reason, ring))
+                                       offer.at, now, reason, ring, offer.agent_id))
         if call.state is S.OFFERED and not call.pending and self._can(call, S.QUEUED, "ring failure"):
             call.state = S.QUEUED                     # still waiting for an agent
-        self._emit(OfferFailed(call.call_id, offer.interface, offer.channel, reason, ring, now))
+        self._emit(OfferFailed(call.call_id, offer.interface, offer.channel, reason, ring, now, offer.agent_id))
 
     # -- hangups ----------------------------------------------------------
     def _on_hangup_request(self, ev: AMIMessage, now: float) -> None:
@@ -585,4 +599,6 @@ class CallTracker(ConversationMixin):
 
     def _on_member_removed(self, ev: AMIMessage, now: float) -> None:
         if ev.get("Interface") and ev.get("Queue"):
-            self._emit(AgentMemberRemoved(ev.get("Interface") or "", ev.get("Queue") or "", now))
+            interface = ev.get("Interface") or ""
+            self._emit(AgentMemberRemoved(interface, ev.get("Queue") or "", now,
+                                          agent_id(interface) or agent_id(ev.get("StateInterface"))))
