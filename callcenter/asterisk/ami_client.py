@@ -1,11 +1,30 @@
 """The AMI link: panoramisk's Manager, with the parts that break replaced.
 
 Kept from panoramisk 1.4: ``Manager`` (configuration, login, event pattern
-registration) and ``Action`` (ActionID generation and the response/list
-correlation in ``Action.add_message``).
+registration), ``Action`` (ActionID generation and the future the answer is
+delivered on) and the protocol's map of pending actions by ActionID, through
+which every answer is routed to its action.
 
 Replaced, and why:
 
+* deciding when an action is answered (``Action.multi`` / ``completed``):
+  panoramisk guesses a list from the reply's ``Message:`` text ("will
+  follow", "Added ... to queue", "successfully queued") and so waits for the
+  end of a list that never comes after QueueAdd, Originate and Atxfer (single
+  replies): they timed out although they had succeeded, and a retry of a
+  timed-out Originate dialled twice.  It also ends a list at the first
+  message with a ``Response:`` header, and never ends one answered with
+  ``Response: Error``.  Here every action DECLARES its reply shape in
+  ``ami_actions`` (single, or a list and its completing event);
+  :class:`DeclaredAction` completes a single action with its first message
+  and a list with its completing event, or at once with an error response.
+  An action without a declared shape is refused before it is sent.  The
+  OriginateResponse event that reports an Originate's outcome is therefore
+  no longer swallowed by the action: it reaches the listener like any event;
+* logging in: panoramisk waits for the Login answer forever, so a peer that
+  accepts TCP but never sends the banner or never answers Login left the
+  link stuck; the answer must come within ``login_timeout`` or the
+  connection is closed and reopened with the usual backoff;
 * framing and decoding (``AMIProtocol.data_received``): panoramisk decodes
   each TCP chunk on its own with ``errors='ignore'``, dropping a UTF-8
   character split between reads, and splits on ``\\r\\n\\r\\n`` from byte 0,
@@ -45,11 +64,15 @@ from panoramisk.actions import Action
 from panoramisk.ami_protocol import AMIProtocol as PanoramiskProtocol
 from panoramisk.message import Message
 
+from callcenter.asterisk.ami_actions import ActionSpec, UnknownAMIAction, spec_for
 from callcenter.asterisk.ami_codec import AMIDecoder, AMIMessage, FrameTooLarge, encode_action
 from callcenter.backoff import Backoff
 from callcenter.logging import call_id_context, truncated
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["AMIActionFailed", "AMIActionTimeout", "AMIClient", "AMILinkDown", "AMIListener", "AMISnapshot",
+           "AMIUnexpectedReply", "DeclaredAction", "UnknownAMIAction"]
 
 Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -70,6 +93,10 @@ class AMIActionFailed(Exception):
         super().__init__(f"{action} failed: {message}")
 
 
+class AMIUnexpectedReply(Exception):
+    """Asterisk answered a list action with something that starts no list (not ``EventList: start``)."""
+
+
 @dataclass(frozen=True)
 class AMISnapshot:
     """What Asterisk reported right after a (re)login."""
@@ -85,6 +112,47 @@ class AMIListener(Protocol):
     def ami_snapshot(self, snapshot: AMISnapshot) -> None: ...
     def ami_event(self, event: AMIMessage) -> None: ...
     def ami_link_down(self) -> None: ...
+
+
+class DeclaredAction(Action):
+    """panoramisk's Action (ActionID, future) completed by its DECLARED reply shape, never by guessing.
+
+    ``add_message`` gets every message carrying this ActionID, in order.  A
+    single action is answered by its first message.  A list action is answered
+    at once by a first message that does not start a list (``Response: Error``
+    ...), else by the list's completing event (its result is then every
+    message: the start response, the items, the completing event).  Headers
+    go out in the order given (``pairs``).
+    """
+
+    def __init__(self, name: str, pairs: list[tuple[str, str]], spec: ActionSpec):
+        fields: dict[str, Any] = {"Action": name}
+        for key, value in pairs:
+            fields.setdefault(key, []).append(value)
+        super().__init__({k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in fields.items()})
+        self.name, self.pairs, self.spec = name, pairs, spec
+        self.messages: list[AMIMessage] = []
+
+    def add_message(self, message: AMIMessage) -> bool:  # type: ignore[override]
+        """Take one message; True once the action is answered (the caller then forgets it)."""
+        if self.future.done():
+            return True
+        self.messages.append(message)
+        if not self.spec.is_list:
+            self.future.set_result(message)
+            return True
+        if len(self.messages) == 1 and not _starts_list(message):
+            self.future.set_result([message])
+            return True
+        if message.kind == "event" and message.name.lower() == self.spec.complete.lower():
+            self.future.set_result(list(self.messages))
+            return True
+        return False
+
+
+def _starts_list(msg: AMIMessage) -> bool:
+    return (msg.kind == "response" and msg.name.lower() == "success"
+            and (msg.get("EventList") or "").lower() == "start")
 
 
 def _as_panoramisk(msg: AMIMessage) -> Message:
@@ -109,19 +177,30 @@ class AMIProtocol(PanoramiskProtocol):
         super().connection_made(transport)
         self.decoder = AMIDecoder(self.max_message_bytes)
 
-    def send(self, data: Any, as_list: bool | None = False) -> "asyncio.Future[Any]":
-        if not isinstance(data, Action):
-            data = Action(data, as_list=as_list)
-        data.as_list = as_list
-        pairs = []
-        for key, value in data.items():
-            if key.lower() in ("action", "actionid"):
-                continue
-            for item in value if isinstance(value, (list, tuple)) else [value]:
-                pairs.append((key, str(item)))
-        payload = encode_action(data["Action"], pairs, action_id=data.action_id)
+    def send(self, data: Any, as_list: bool | None = None) -> "asyncio.Future[Any]":
+        """Send a :class:`DeclaredAction` (or a dict, as panoramisk's Manager does for Login).
+
+        ``as_list`` is panoramisk's per-call override and is ignored: the
+        action's declared shape decides.  An undeclared action fails its
+        future with :class:`UnknownAMIAction` and is not sent.
+        """
+        if not isinstance(data, DeclaredAction):
+            name, pairs = "", []
+            for key, value in dict(data).items():
+                if key.lower() == "action":
+                    name = str(value)
+                elif key.lower() != "actionid":
+                    for item in value if isinstance(value, (list, tuple)) else [value]:
+                        pairs.append((key, str(item)))
+            try:
+                data = DeclaredAction(name, pairs, spec_for(name, pairs))
+            except ValueError as exc:
+                failed: asyncio.Future[Any] = asyncio.get_event_loop().create_future()
+                failed.set_exception(exc)
+                return failed
+        payload = encode_action(data.name, data.pairs, action_id=data.action_id)
         if self.closed:
-            data.future.set_exception(AMILinkDown(f"AMI link is closed; {data['Action']} not sent"))
+            data.future.set_exception(AMILinkDown(f"AMI link is closed; {data.name} not sent"))
             return data.future
         self.responses[data.action_id] = data
         self.transport.write(payload)
@@ -148,10 +227,10 @@ class AMIProtocol(PanoramiskProtocol):
             action = self.responses.get(msg.action_id) if msg.action_id else None
             if action is not None:
                 try:
-                    if action.add_message(_as_panoramisk(msg)):
+                    if action.add_message(msg):
                         self.responses.pop(msg.action_id, None)
                 except Exception:
-                    logger.exception("AMI answer to %s could not be matched: %s", action.get("Action"),
+                    logger.exception("AMI answer to %s could not be matched: %s", action.name,
                                      truncated(repr(msg.headers)))
                     self.responses.pop(msg.action_id, None)
             elif msg.kind == "event":
@@ -169,7 +248,7 @@ class AMIProtocol(PanoramiskProtocol):
         pending, self.responses = list(self.responses.values()), {}
         for action in pending:
             if not action.future.done():
-                action.future.set_exception(AMILinkDown(f"AMI link closed before {action['Action']} was answered"))
+                action.future.set_exception(AMILinkDown(f"AMI link closed before {action.name} was answered"))
         if not self.closed:
             self.closed = True
             self.transport.close()
@@ -180,7 +259,7 @@ class AMIClient(Manager):
 
     def __init__(self, *, host: str, port: int, username: str, secret: str, ssl: bool = False,
                  loop: asyncio.AbstractEventLoop, listener: AMIListener | None = None,
-                 backoff: Backoff = Backoff(), connect_timeout: float = 5.0,
+                 backoff: Backoff = Backoff(), connect_timeout: float = 5.0, login_timeout: float = 10.0,
                  ping_interval: float = 5.0, ping_timeout: float = 5.0, action_timeout: float = 10.0,
                  rand: Callable[[], float] = random.random):
         super().__init__(host=host, port=port, username=username, secret=secret, ssl=ssl,
@@ -190,6 +269,7 @@ class AMIClient(Manager):
         self.listener = listener
         self.backoff = backoff
         self.connect_timeout = connect_timeout
+        self.login_timeout = login_timeout
         self.ping_timeout = ping_timeout
         self.action_timeout = action_timeout
         self._rand = rand
@@ -205,28 +285,30 @@ class AMIClient(Manager):
         self.logged_in = asyncio.Event()
 
     # -- actions ---------------------------------------------------------
-    async def action(self, name: str, headers: Headers = (), *, timeout: float | None = None,
-                     as_list: bool | None = None) -> Any:
-        """Send an action; return its response (or, for a list action, every message).
+    async def action(self, name: str, headers: Headers = (), *, timeout: float | None = None) -> Any:
+        """Send an action; return its response, or for a list action every message of the list.
 
-        Raises ``AMILinkDown`` when not logged in or when the link drops,
-        ``AMIActionTimeout`` after ``timeout`` seconds, ``AMIActionFailed``
-        on ``Response: Error``, ``ValueError`` for a header holding CR, LF or
-        NUL.  Originate is always sent with ``Async: true``.
+        Whether ``name`` is answered by one response or by a list is declared
+        in ``ami_actions`` (a list's result is the start response, the items
+        and the completing event).  Raises ``UnknownAMIAction`` (a ValueError)
+        for an action without a declared shape and ``ValueError`` for a header
+        holding CR, LF or NUL, both before anything is sent;
+        ``AMILinkDown`` when not logged in or when the link drops;
+        ``AMIActionTimeout`` after ``timeout`` seconds; ``AMIActionFailed`` on
+        ``Response: Error``; ``AMIUnexpectedReply`` when a list action's answer
+        starts no list.  Originate is always sent with ``Async: true``: its
+        answer says it was queued and its outcome arrives later as the
+        OriginateResponse event (with this action's ActionID) at the listener.
         """
-        if not self.authenticated or self.protocol is None or self.protocol.closed:
-            raise AMILinkDown(f"AMI is not connected; {name} not sent")
         pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
-        if name.lower() == "originate":
+        spec = spec_for(name, pairs)
+        if spec.name == "Originate":
             pairs = [(k, v) for k, v in pairs if k.lower() != "async"] + [("Async", "true")]
         encode_action(name, pairs)  # validate before anything is registered
-        fields: dict[str, Any] = {"Action": name}
-        for key, value in pairs:
-            fields.setdefault(key, [])
-            fields[key].append(value)
-        fields = {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in fields.items()}
-        action = Action(fields, as_list=as_list)
-        future = self.protocol.send(action, as_list=as_list)
+        if not self.authenticated or self.protocol is None or self.protocol.closed:
+            raise AMILinkDown(f"AMI is not connected; {name} not sent")
+        action = DeclaredAction(spec.name, pairs, spec)
+        future = self.protocol.send(action)
         limit = self.action_timeout if timeout is None else timeout
         try:
             result = await asyncio.wait_for(asyncio.shield(future), limit)
@@ -234,16 +316,19 @@ class AMIClient(Manager):
             if self.protocol is not None:
                 self.protocol.responses.pop(action.action_id, None)
             raise AMIActionTimeout(f"{name} got no answer from Asterisk within {limit:g} s") from None
-        messages = [m.ami for m in result] if isinstance(result, list) else [result.ami]
-        first = messages[0]
+        first = result[0] if spec.is_list else result
         if first.get("Response", "").lower() == "error":
-            raise AMIActionFailed(name, first.get("Message", "no reason given"), first)
-        return messages if isinstance(result, list) else first
+            raise AMIActionFailed(spec.name, first.get("Message", "no reason given"), first)
+        if spec.is_list and not _starts_list(first):
+            raise AMIUnexpectedReply(f"{spec.name} answered without starting a list: {truncated(repr(first.headers))}")
+        return result
 
     async def list_action(self, name: str, headers: Headers = (), *, timeout: float | None = None) -> list[AMIMessage]:
-        """A list action's events (between ``EventList: start`` and ``...Complete``)."""
-        messages = await self.action(name, headers, timeout=timeout, as_list=True)
-        return [m for m in messages[1:] if not m.name.endswith("Complete")]
+        """A list action's items: the events between ``EventList: start`` and the completing event."""
+        if not spec_for(name, ()).is_list:
+            raise ValueError(f"{name} is answered by one response, not a list; use action()")
+        messages = await self.action(name, headers, timeout=timeout)
+        return messages[1:-1]
 
     # -- connection loop -------------------------------------------------
     def start(self) -> None:
@@ -274,10 +359,28 @@ class AMIClient(Manager):
             done: asyncio.Future[Any] = self.loop.create_future()
             done.set_result((transport, protocol))
             Manager.connection_made(self, done)
+            why = await self._await_login(protocol)
             await self._lost
             self._lost = None
             if not self._closing:
-                await self._wait_before_retry("AMI connection lost")
+                await self._wait_before_retry(why or "AMI connection lost")
+
+    async def _await_login(self, protocol: AMIProtocol) -> str | None:
+        """Give the peer ``login_timeout`` seconds to answer Login; close a silent one.
+
+        Returns why the connection was given up, or None (answered, or lost).
+        """
+        login, lost = self.authenticated_future, self._lost
+        if login is None or lost is None:
+            return None
+        await asyncio.wait([login, lost], timeout=self.login_timeout, return_when=asyncio.FIRST_COMPLETED)
+        if login.done() or lost.done():
+            return None
+        what = "did not answer Login" if protocol.version else "sent no AMI banner and did not answer Login"
+        logger.error("AMI peer at %s:%s %s within %.1f s; closing the connection", self.config["host"],
+                     self.config["port"], what, self.login_timeout)
+        protocol.transport.abort()
+        return f"AMI login timed out ({what})"
 
     async def _wait_before_retry(self, why: str) -> None:
         delay = self.backoff.delay(self.attempts, self._rand)
@@ -288,10 +391,12 @@ class AMIClient(Manager):
     def login(self, future: "asyncio.Future[Any]") -> bool:
         self.authenticated_future = None
         if future.exception() is not None:
-            logger.error("AMI login got no answer: %s", future.exception())
+            exc = future.exception()
+            log = logger.warning if isinstance(exc, AMILinkDown) else logger.error
+            log("AMI login got no answer: %s", exc)
             return False
         response = future.result()
-        self.authenticated = bool(response.success)
+        self.authenticated = response.get("Response", "").lower() == "success"
         if not self.authenticated:
             # Asterisk closes the socket after a refused login; the loop retries.
             logger.error("AMI login as %s refused: %s", self.config["username"],
@@ -327,7 +432,7 @@ class AMIClient(Manager):
         """Close the socket and stop reconnecting."""
         self._closing = True
         if self.protocol is not None and not self.protocol.closed and self.authenticated:
-            logoff = self.protocol.send(Action({"Action": "Logoff"}))
+            logoff = self.protocol.send({"Action": "Logoff"})
             logoff.add_done_callback(lambda f: f.cancelled() or f.exception())  # answer not awaited
         Manager.close(self)
         if self._task is not None:
