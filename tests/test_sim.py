@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -10,12 +11,15 @@ from twisted.internet import defer, protocol, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.protocols.basic import LineReceiver
 
+from callcenter.asterisk.ami_actions import ACTIONS
+from callcenter.asterisk.ami_client import AMIClient
 from callcenter.asterisk.ami_codec import AMIDecoder
 from callcenter.sim import OriginateRequest, Simulator, SoundLibrary
 from callcenter.sim.agi_codes import parse_args
 from callcenter.sim.expressions import substitute
 from callcenter.sim.originate import parse_callerid
 from callcenter.sim.testing import ScriptedFastAGIFactory, ami_connection
+from tests.util import asyncio_test
 
 EPOCH = 1795535416.0
 LOGIN = b"Action: Login\r\nActionID: l1\r\nUsername: cti\r\nSecret: cti-secret\r\n\r\n"
@@ -227,7 +231,7 @@ def test_command_setvar_getvar_and_channel_errors():
     for action, message in [(b"Redirect\r\nChannel: Local/x-00000000;2\r\nContext: c\r\nExten: s\r\nPriority: 1",
                              "Channel does not exist: Local/x-00000000;2"),
                             (b"Hangup\r\nChannel: Local/x-00000000;2", "No such channel"),
-                            (b"Setvar\r\nChannel: Local/x-00000000;2\r\nVariable: A\r\nValue: 1", "Channel not found"),
+                            (b"Setvar\r\nChannel: Local/x-00000000;2\r\nVariable: A\r\nValue: 1", "No such channel"),
                             (b"QueueAdd\r\nInterface: Local/6009@sim-agents/n", "'Queue' not specified."),
                             (b"QueuePause\r\nInterface: Local/9@sim-agents/n\r\nPaused: true", "Interface not found")]:
         proto.dataReceived(b"Action: " + action + b"\r\nActionID: e\r\n\r\n")
@@ -250,6 +254,138 @@ def test_queue_actions_answer_then_publish_member_events():
     proto.dataReceived(b"Action: QueueRemove\r\nActionID: r\r\nQueue: support\r\nInterface: Local/6001@sim-agents/n"
                        b"\r\n\r\n")
     assert [m.name for m in read(transport)][:2] == ["Success", "QueueMemberRemoved"]
+
+
+def act(proto, transport, name: str, **headers: str) -> list:
+    """Send one action (ActionID ``t``) and read back everything written."""
+    lines = [f"Action: {name}", "ActionID: t"] + [f"{k}: {v}" for k, v in headers.items()]
+    proto.dataReceived(("\r\n".join(lines) + "\r\n\r\n").encode())
+    return read(transport)
+
+
+def test_argument_and_channel_errors_in_asterisk_22s_words():
+    """Recorded from Asterisk 22.10.1 as the cti user (tests/test_real_asterisk_ami.py)."""
+    sim, _, _ = make()
+    proto, transport = logged_in(sim, "off")
+    nobody = "PJSIP/nobody-00000001"
+    for name, headers, message in [
+        ("Setvar", {"Channel": nobody, "Variable": "A", "Value": "1"}, "No such channel"),
+        ("QueuePause", {"Interface": "Local/6001@sim-agents/n"}, "Need 'Interface' and 'Paused' parameters."),
+        ("QueuePause", {"Paused": "true"}, "Need 'Interface' and 'Paused' parameters."),
+        ("QueuePenalty", {"Interface": "Local/6001@sim-agents/n"}, "Need 'Interface' and 'Penalty' parameters."),
+        ("QueuePenalty", {"Interface": "Local/6991@sim-agents/n", "Penalty": "1"},
+         "Invalid interface, queuename or penalty"),
+        ("QueueLog", {"Queue": "support"}, "Need 'Queue' and 'Event' parameters."),
+        ("Bridge", {"Channel1": nobody}, "Missing channel parameter in request"),
+        ("Bridge", {"Channel1": nobody, "Channel2": nobody}, f"Channel1 does not exist: {nobody}"),
+        ("Atxfer", {"Exten": "6001"}, "No channel specified"),
+        ("Atxfer", {"Channel": nobody}, "No extension specified"),
+        ("Atxfer", {"Channel": nobody, "Exten": "6001"}, "Channel specified does not exist"),
+        ("BlindTransfer", {"Channel": nobody, "Exten": "6001"}, "Channel specified does not exist"),
+        ("PlayDTMF", {"Channel": nobody, "Digit": "1"}, "Channel not found"),
+        ("Hangup", {"Channel": "/[/"}, "Regex compile failed on: /[/"),
+    ]:
+        (reply,) = act(proto, transport, name, **headers)
+        assert reply.headers == (("Response", "Error"), ("ActionID", "t"), ("Message", message)), (name, headers)
+    (reply,) = act(proto, transport, "QueueLog", Queue="support", Event="CUSTOM", Message="hi")
+    assert reply.get("Message") == "Event added successfully"
+
+
+def test_queuepenalty_sets_the_penalty_and_publishes_queuememberpenalty():
+    sim, _, _ = make()
+    sim.add_member("support", "6001", name="Agent 6001")
+    proto, transport = logged_in(sim)
+    reply, event = act(proto, transport, "QueuePenalty", Interface="Local/6001@sim-agents/n", Penalty="3")
+    assert reply.get("Message") == "Interface penalty set successfully"
+    assert (event.name, event.get("Queue"), event.get("Penalty")) == ("QueueMemberPenalty", "support", "3")
+    status = act(proto, transport, "QueueStatus", Queue="support")
+    assert next(m for m in status if m.name == "QueueMember").get("Penalty") == "3"
+
+
+def test_hangup_by_regex_is_a_list_of_the_channels_hung_up():
+    """``Channel: /regex/``: EventList start, one ChannelHungup per channel (ActionID last), then the count."""
+    sim, _, _ = make()
+    call = sim.call("5552101", "Caller A", dnis="4100", hold=60)
+    sim.advance(2)
+    proto, transport = logged_in(sim, "off")
+    reply = act(proto, transport, "Hangup", Channel="/cc-inbound/")
+    assert reply[0].headers == (("Response", "Success"), ("ActionID", "t"), ("EventList", "start"),
+                                ("Message", "Channels hung up will follow"))
+    assert [m.headers for m in reply[1:-1]] == [
+        (("Event", "ChannelHungup"), ("Channel", name), ("ActionID", "t"))
+        for name in (call.line.peer.name, call.line.name)]
+    assert reply[-1].headers == (("Event", "ChannelsHungupListComplete"), ("ActionID", "t"),
+                                 ("EventList", "Complete"), ("ListItems", "2"))
+    sim.advance(1)
+    assert call.hungup and sim.errors == []
+
+
+def _two_parked_callers(sim):
+    first = sim.call("5552101", "Caller A", dnis="4100", hold=60)
+    second = sim.call("5552102", "Caller B", dnis="4100", hold=60)
+    sim.advance(2)
+    return first.line, second.line, second
+
+
+def test_ami_bridge_joins_two_channels_until_one_leaves():
+    """As recorded (more/README.txt): BridgeCreate, MusicOnHoldStop, BridgeEnter x2; when one party hangs up
+    the other leaves and goes on at the priority after the one it was in."""
+    sim, _, _ = make()
+    a, b, caller_b = _two_parked_callers(sim)
+    proto, transport = logged_in(sim)
+    reply = act(proto, transport, "Bridge", Channel1=a.name, Channel2=b.name)
+    assert reply[0].headers == (("Response", "Success"), ("ActionID", "t"), ("Message", "Channels have been bridged"))
+    assert [(m.name, m.get("Channel")) for m in reply[1:] if m.name != "VarSet"] == [
+        ("BridgeCreate", None), ("MusicOnHoldStop", a.name), ("MusicOnHoldStop", b.name),
+        ("BridgeEnter", a.name), ("BridgeEnter", b.name)]
+    sim.advance(40)   # longer than their music on hold would have lasted
+    assert a.bridge is b.bridge is not None
+    (status,) = [m for m in act(proto, transport, "Status", Channel=a.name, Variables="BRIDGEPEER")
+                 if m.name == "Status"]
+    assert status.getall("Variable") == [f"BRIDGEPEER={b.name}"] and status.get("BridgeID")
+    caller_b.hangup()
+    sim.advance(1)
+    after = [(m.name, m.get("Channel"), m.get("Context"), m.get("Priority")) for m in read(transport)
+             if m.name in ("BridgeLeave", "Hangup", "BridgeDestroy", "Newexten")
+             and m.get("Channel") in (a.name, b.name, None)]
+    assert after[:5] == [("BridgeLeave", b.name, "cc-wait", "3"), ("Hangup", b.name, "cc-wait", "3"),
+                         ("BridgeLeave", a.name, "cc-wait", "3"), ("BridgeDestroy", None, None, None),
+                         ("Newexten", a.name, "cc-wait", "4")]   # the Goto after MusicOnHold
+    assert a.bridge is None and not a.hungup and sim.errors == []
+
+
+def test_atxfer_needs_a_feature_code_then_queues_its_digits():
+    """No features.conf: 'No attended transfer feature code found' unless the channel has FEATUREMAP(atxfer)."""
+    sim, _, _ = make()
+    a, b, _ = _two_parked_callers(sim)
+    proto, transport = logged_in(sim)
+    act(proto, transport, "Bridge", Channel1=a.name, Channel2=b.name)
+    (reply,) = act(proto, transport, "Atxfer", Channel=a.name, Exten="6001")
+    assert reply.get("Message") == "No attended transfer feature code found"
+    act(proto, transport, "Setvar", Channel=a.name, Variable="FEATUREMAP(atxfer)", Value="*2")
+    reply = act(proto, transport, "Atxfer", Channel=a.name, Exten="6001", Context="transfer")
+    assert reply[0].headers == (("Response", "Success"), ("ActionID", "t"), ("Message", "Atxfer successfully queued"))
+    sim.advance(3)
+    assert [m.get("Digit") for _, m in sim.events if m.name == "DTMFEnd" and m.get("Channel") == a.name] == \
+        ["*", "2", "6", "0", "0", "1"]
+
+
+def test_blindtransfer_sends_the_bridge_peer_away_and_playdtmf_queues_a_digit():
+    sim, _, _ = make()
+    a, b, _ = _two_parked_callers(sim)
+    proto, transport = logged_in(sim)
+    (reply,) = act(proto, transport, "BlindTransfer", Channel=a.name, Context="cc-hold", Exten="s")
+    assert reply.get("Message") == "Transfer invalid"   # in no bridge
+    act(proto, transport, "Bridge", Channel1=a.name, Channel2=b.name)
+    reply = act(proto, transport, "BlindTransfer", Channel=a.name, Context="cc-hold", Exten="s")
+    assert reply[0].get("Message") == "Transfer succeeded"
+    sim.advance(1)
+    assert b.context == "cc-hold" and a.bridge is None and b.bridge is None
+    reply = act(proto, transport, "PlayDTMF", Channel=a.peer.name, Digit="5")
+    assert reply[0].get("Message") == "DTMF successfully queued"
+    sim.advance(1)
+    assert any(m.name == "DTMFEnd" and m.get("Channel") == a.name and m.get("Digit") == "5" for _, m in sim.events)
+    assert sim.errors == []
 
 
 # --- calls on the clock -------------------------------------------------------
@@ -628,6 +764,77 @@ async def test_ami_over_tcp_refuses_connections_while_restarting():
         assert again.data in (b"", b"Asterisk Call Manager/11.0.0\r\n")
         again.transport.loseConnection()
     finally:
+        sim.stop()
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.events = []
+
+    def ami_snapshot(self, snapshot) -> None:
+        pass
+
+    def ami_event(self, event) -> None:
+        self.events.append(event)
+
+    def ami_link_down(self) -> None:
+        pass
+
+
+@asyncio_test
+async def test_the_daemons_client_gets_every_declared_action_answered_promptly():
+    """Every action of callcenter/asterisk/ami_actions.py, sent by the daemon's AMIClient over TCP: the
+    simulator answers each in the declared shape (one response, or a list up to its completing event)."""
+    clock = task.Clock()
+    sim = Simulator(reactor, clock=clock, epoch=EPOCH)
+    port = sim.start()
+    sim.add_member("support", "6001", name="Agent 6001")
+    a, b, _ = _two_parked_callers(sim)
+    events = _Events()
+    loop = asyncio.get_running_loop()
+    client = AMIClient(host="127.0.0.1", port=port, username="cti", secret="cti-secret", loop=loop,
+                       listener=events, action_timeout=5)
+    client.start()
+    member = [("Queue", "sales"), ("Interface", "Local/6002@sim-agents/n")]
+    requests = {   # in this order: the channel actions build on each other
+        "Ping": [], "CoreStatus": [], "CoreShowChannels": [], "QueueStatus": [], "QueueSummary": [],
+        "Status": [("Channel", a.name)],
+        "QueueAdd": member, "QueuePause": member + [("Paused", "true"), ("Reason", "lunch")],
+        "QueuePenalty": member + [("Penalty", "2")], "QueueLog": [("Queue", "sales"), ("Event", "CCTEST")],
+        "QueueRemove": member,
+        "Setvar": [("Channel", a.name), ("Variable", "FEATUREMAP(atxfer)"), ("Value", "*2")],
+        "Getvar": [("Channel", a.name), ("Variable", "CALLERID(num)")],
+        "PlayDTMF": [("Channel", a.name), ("Digit", "5")],
+        "Bridge": [("Channel1", a.name), ("Channel2", b.name)],
+        "Atxfer": [("Channel", a.name), ("Exten", "6001"), ("Context", "transfer")],
+        "BlindTransfer": [("Channel", a.name), ("Context", "cc-hold"), ("Exten", "s")],
+        "Redirect": [("Channel", b.name), ("Context", "cc-wait"), ("Exten", "s"), ("Priority", "1")],
+        "Hangup": [("Channel", a.name)],
+        "Originate": [("Channel", "Local/6002@sim-agents/n"), ("Context", "cc-agent-hold"), ("Exten", "s")],
+    }
+    assert set(requests) | {"Login", "Logoff"} == {spec.name for spec in ACTIONS.values()}
+    try:
+        await asyncio.wait_for(client.logged_in.wait(), 5)
+        for name, headers in requests.items():
+            start = loop.time()
+            result = await client.action(name, headers)
+            assert loop.time() - start < 0.5, name
+            if ACTIONS[name.lower()].is_list:
+                assert result[0].get("EventList") == "start" and result[-1].name == ACTIONS[name.lower()].complete
+            else:
+                assert result.get("Response") == "Success", (name, result)
+            sim.advance(0.5)
+        assert result.get("Message") == "Originate successfully queued"
+        sim.advance(3)
+        for _ in range(100):
+            if any(e.name == "OriginateResponse" for e in events.events):
+                break
+            await asyncio.sleep(0.01)
+        outcome = next(e for e in events.events if e.name == "OriginateResponse")
+        assert (outcome.action_id, outcome.get("Response")) == (result.action_id, "Success")
+        assert sim.errors == []
+    finally:
+        await client.close_and_wait()
         sim.stop()
 
 

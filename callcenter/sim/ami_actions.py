@@ -5,10 +5,19 @@ the response message(s), and an ``after`` callable for the action's effects
 (Asterisk writes the response before the events the action causes).  Sync
 Originate and a failed Login return a Deferred (the session thread is busy
 meanwhile: events and later actions wait).
+
+The texts of QueuePenalty, QueueLog, Bridge, Atxfer, BlindTransfer, PlayDTMF,
+Hangup by /regex/ and of the argument errors were taken from Asterisk
+22.10.1 as the ``cti`` user (tests/test_real_asterisk_ami.py).  What the sim
+does not do: check the user's write classes (Command, and Originate of
+System() & co., which Asterisk refuses to ``cti``), and perform the transfer
+an Atxfer's digits ask for (it queues the digits, as Asterisk does on a
+channel whose Dial had no ``t`` option).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,6 +26,7 @@ from twisted.internet import defer
 from callcenter.sim import ami_lists
 from callcenter.sim import events as ev
 from callcenter.sim.originate import Originate, OriginateRequest, parse_callerid
+from callcenter.sim.tasks import HangupSignal, RedirectSignal, Task, Wait
 
 LOGIN_FAIL_DELAY = 1.0
 UNKNOWN = "Invalid/unknown command: {}. Use Action: ListCommands to show available commands."
@@ -121,7 +131,7 @@ def action_setvar(session, action: Action) -> Reply:
     engine = session.engine
     chan = engine.find(channel) if channel else None
     if channel and chan is None:
-        return error(action, "Channel not found")
+        return error(action, "No such channel")
 
     def apply() -> None:
         if chan is not None and name.upper().startswith("CALLERID(") and name.endswith(")"):
@@ -154,12 +164,34 @@ def action_hangup(session, action: Action) -> Reply:
     channel = action.get("Channel")
     if not channel:
         return error(action, "No channel specified")
+    cause = action.get("Cause")
+    code = int(cause) if cause.isdigit() else 16
+    if len(channel) > 1 and channel.startswith("/") and channel.endswith("/"):
+        return _hangup_matching(session, action, channel, code)
     chan = session.engine.find(channel)
     if chan is None:
         return error(action, "No such channel")
-    cause = action.get("Cause")
-    return ok(action, "Channel Hungup",
-              lambda: session.engine.request_hangup(chan, int(cause) if cause.isdigit() else 16))
+    return ok(action, "Channel Hungup", lambda: session.engine.request_hangup(chan, code))
+
+
+def _hangup_matching(session, action: Action, channel: str, cause: int) -> Reply:
+    """``Channel: /regex/``: every matching channel, answered as a list (ChannelsHungupListComplete)."""
+    try:
+        pattern = re.compile(channel[1:-1])
+    except re.error:
+        return error(action, f"Regex compile failed on: {channel}")
+    engine, aid = session.engine, action.action_id
+    chans = [chan for chan in list(engine.channels.values()) if pattern.search(chan.name)]
+    items = [ev.Message([("Event", "ChannelHungup"), ("Channel", chan.name)]
+                        + ([("ActionID", aid)] if aid is not None else [])) for chan in chans]
+
+    def apply() -> None:
+        for chan in chans:
+            if not chan.hungup:
+                engine.request_hangup(chan, cause)
+
+    return Reply([ami_lists.start(aid, "Channels hung up will follow")], apply,
+                 extra=items + [ami_lists.complete("ChannelsHungupListComplete", aid, len(items))])
 
 
 def action_redirect(session, action: Action) -> Reply:
@@ -288,10 +320,8 @@ def action_queueremove(session, action: Action) -> Reply:
 
 def action_queuepause(session, action: Action) -> Reply:
     interface, paused_text = action.get("Interface"), action.get("Paused")
-    if not interface:
-        return error(action, "Need 'Interface' parameter.")
-    if not paused_text:
-        return error(action, "Need 'Paused' parameter.")
+    if not interface or not paused_text:
+        return error(action, "Need 'Interface' and 'Paused' parameters.")
     paused = paused_text.strip().lower() in ("true", "yes", "1", "on", "y", "t")
     queue = action.get("Queue") or None
     queues = session.engine.queues
@@ -299,6 +329,161 @@ def action_queuepause(session, action: Action) -> Reply:
         return error(action, "Interface not found")
     return ok(action, "Interface paused successfully" if paused else "Interface unpaused successfully",
               lambda: queues.pause(interface, paused, queue, action.get("Reason")))
+
+
+def action_queuepenalty(session, action: Action) -> Reply:
+    interface, penalty_text = action.get("Interface"), action.get("Penalty")
+    if not interface or not penalty_text:
+        return error(action, "Need 'Interface' and 'Penalty' parameters.")
+    match = re.match(r"\s*([-+]?\d+)", penalty_text)
+    penalty = int(match.group(1)) if match else 0          # atoi: "x" is 0
+    queue_name = action.get("Queue") or None
+    queues = session.engine.queues
+    found = [(q, q.members[interface]) for q in queues.queues.values()
+             if interface in q.members and (not queue_name or q.name == queue_name)]
+    if not found or penalty < 0:
+        return error(action, "Invalid interface, queuename or penalty")
+
+    def apply() -> None:
+        for queue, member in found:
+            member.penalty = penalty
+            session.engine.emit(ev.queue_member_event("QueueMemberPenalty", queue.name, member))
+
+    return ok(action, "Interface penalty set successfully", apply)
+
+
+def action_queuelog(session, action: Action) -> Reply:
+    if not action.get("Queue") or not action.get("Event"):
+        return error(action, "Need 'Queue' and 'Event' parameters.")
+    return ok(action, "Event added successfully")   # the sim keeps no queue_log
+
+
+def action_playdtmf(session, action: Action) -> Reply:
+    channel, digit = action.get("Channel"), action.get("Digit")
+    chan = session.engine.find(channel) if channel else None
+    if chan is None:
+        return error(action, "Channel not found")
+    if not digit:
+        return error(action, "No digit specified")
+    # The digit goes out on the channel: a Local ;1's peer ;2 receives it.
+    target = chan.peer if chan.peer is not None else chan
+    return ok(action, "DTMF successfully queued", lambda: session.engine.dtmf(target, digit[0]))
+
+
+def action_bridge(session, action: Action) -> Reply:
+    name1, name2 = action.get("Channel1"), action.get("Channel2")
+    if not name1 or not name2:
+        return error(action, "Missing channel parameter in request")
+    engine = session.engine
+    first = engine.find(name1)
+    if first is None:
+        return error(action, f"Channel1 does not exist: {name1}")
+    second = engine.find(name2)
+    if second is None:
+        return error(action, f"Channel2 does not exist: {name2}")
+    if first is second:
+        return error(action, f"Unable to add Channel2 to bridge: Surrogate/{name2}")
+    return ok(action, "Channels have been bridged", lambda: _ami_bridge(engine, first, second))
+
+
+def _ami_bridge(engine, first, second) -> None:
+    """BridgeCreate, the running apps stop (MusicOnHoldStop), BridgeEnter x2, BRIDGEPEER both ways.
+
+    When one party hangs up or is redirected the other leaves too and goes on
+    at the priority after the one it was in (more/README.txt).  Only channels
+    running their own dialplan are simulated, not ones in Dial's or Queue's
+    bridge (that is reported in the scheduler's errors).
+    """
+    for chan in (first, second):
+        if chan.hungup or chan.bridge is not None or chan.task is None or chan.task.done:
+            engine.scheduler.errors.append(f"AMI Bridge of {chan.name}: the sim only bridges channels that run "
+                                           "their own dialplan")
+            return
+    bridge = engine.bridge_create_only()
+    for chan in (first, second):
+        chan.task.cancel()   # the app stops where it is (MusicOnHold's own end sends MusicOnHoldStop)
+    for chan in (first, second):
+        engine.enter(bridge, chan)
+    engine.set_var(first, "BRIDGEPEER", second.name)
+    engine.set_var(second, "BRIDGEPEER", first.name)
+    for chan in (first, second):
+        chan.task = Task(engine.scheduler, _bridged(engine, chan, bridge), chan.name)
+        chan.task.start()
+
+
+def _bridged(engine, chan, bridge):
+    """A channel in an AMI bridge: it waits there until it, or the other party, goes."""
+    target = None
+    try:
+        yield Wait()
+    except HangupSignal:
+        _leave_ami_bridge(engine, chan, bridge)
+        if chan.peer is not None and chan.peer.hungup:
+            engine.hangup(chan)          # its Local half hung up: no SoftHangupRequest of its own
+        else:
+            engine.end_dialplan(chan)
+        return
+    except RedirectSignal as redirect:
+        target = redirect.target
+    _leave_ami_bridge(engine, chan, bridge)
+    if target is not None:
+        engine.goto(chan, *target)
+    else:
+        chan.priority += 1
+    engine.run_dialplan(chan)
+
+
+def _leave_ami_bridge(engine, chan, bridge) -> None:
+    others = [c for c in bridge.channels if c is not chan]
+    for member in [chan] + others:
+        if member.get_var("BRIDGEPEER"):
+            engine.set_var(member, "BRIDGEPEER", "")
+    engine.leave(chan)
+    for other in others:
+        if other.task is not None and not other.task.done:
+            engine.scheduler.soon(other.task.wake)
+    if not bridge.channels:
+        engine.emit(ev.bridge_destroy(bridge))
+
+
+def action_atxfer(session, action: Action) -> Reply:
+    channel, exten = action.get("Channel"), action.get("Exten")
+    if not channel:
+        return error(action, "No channel specified")
+    if not exten:
+        return error(action, "No extension specified")
+    chan = session.engine.find(channel)
+    if chan is None:
+        return error(action, "Channel specified does not exist")
+    # The shipped config has no features.conf: no atxfer code unless the channel has its own.
+    code = chan.get_var("FEATUREMAP(atxfer)") or ""
+    if not code:
+        return error(action, "No attended transfer feature code found")
+
+    def apply() -> None:
+        if action.get("Context"):
+            session.engine.set_var(chan, "TRANSFER_CONTEXT", action.get("Context"))
+        session.engine.dtmf(chan, code + exten)
+
+    return ok(action, "Atxfer successfully queued", apply)
+
+
+def action_blindtransfer(session, action: Action) -> Reply:
+    channel, exten, context = action.get("Channel"), action.get("Exten"), action.get("Context")
+    if not channel:
+        return error(action, "No channel specified")
+    if not exten:
+        return error(action, "No extension specified")
+    engine = session.engine
+    chan = engine.find(channel)
+    if chan is None:
+        return error(action, "Channel specified does not exist")
+    others = [c for c in chan.bridge.channels if c is not chan] if chan.bridge is not None else []
+    if len(others) != 1:
+        return error(action, "Transfer invalid")
+    # The transferer's bridge peer goes to Context/Exten (TRANSFER_CONTEXT or the transferer's context).
+    target = context or chan.get_var("TRANSFER_CONTEXT") or chan.context
+    return ok(action, "Transfer succeeded", lambda: engine.redirect(others[0], target, exten, 1))
 
 
 def _list_reply(messages: list[ev.Message]) -> Reply:
@@ -329,7 +514,9 @@ ACTIONS = {
     "getvar": action_getvar, "hangup": action_hangup, "redirect": action_redirect,
     "originate": action_originate, "queueadd": action_queueadd, "queueremove": action_queueremove,
     "queuepause": action_queuepause, "coreshowchannels": action_coreshowchannels, "status": action_status,
-    "queuestatus": action_queuestatus, "queuesummary": action_queuesummary,
+    "queuestatus": action_queuestatus, "queuesummary": action_queuesummary, "queuepenalty": action_queuepenalty,
+    "queuelog": action_queuelog, "playdtmf": action_playdtmf, "bridge": action_bridge, "atxfer": action_atxfer,
+    "blindtransfer": action_blindtransfer,
 }
 
 #: Actions allowed before Login (manager.c process_message).
