@@ -8,6 +8,11 @@ work runs on the CRM's database thread pool, never on the reactor.
 Ticket drafts and callback requests carry the IVR's key (call, flow, node):
 a write whose timeout fired may still commit, and a retry with the same key
 answers the id of that write instead of opening a second ticket.
+
+``verify_secret`` hands the caller's keys to the CRM, which checks them
+against the customer's hashed secret and counts wrong tries in the
+customer's row (``crm_core.customers.thd_verify_secret``): the answer is a
+word, never the secret.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Mapping
 
+from crm_core import customers
 from crm_core.api import CrmStore
+from crm_core.errors import NotFound
 from crm_core.records import CustomerBrief, CustomerView
 from crm_core.tickets import NewTicket
 
@@ -90,6 +97,17 @@ class CrmCustomerPort:
             linkedids=(call_id,), idempotency_key=key))
         return str(ticket.id)
 
+    async def verify_secret(self, *, call_id: str, customer_id: str, secret: str) -> str | None:
+        cid = _int(customer_id)
+        if cid is None:
+            return customers.NO_SECRET
+        store = self._store
+        # CrmStore runs every CRM call on its pool the same way; it has no verify method of its own yet.
+        try:
+            return await store._pool.run(customers.thd_verify_secret, store._engine, cid, secret)
+        except NotFound:
+            return customers.NO_SECRET
+
 
 def _int(value: str | None) -> int | None:
     try:
@@ -103,7 +121,8 @@ class OfflineCrmCustomers:
 
     The offline runner is a dry run outside the daemon, so it may block, and
     it must not open tickets or callbacks in a live CRM: those answer with a
-    marker id instead.
+    marker id instead.  A secret is checked against the customer's real
+    hash, but a wrong one is not counted (nothing is written).
     """
 
     def __init__(self, url: str, region: str = "CN"):
@@ -136,3 +155,12 @@ class OfflineCrmCustomers:
 
     def record_callback(self, **_: Any) -> str:
         return "dry-run"
+
+    def verify_secret(self, *, call_id: str, customer_id: str, secret: str) -> str:
+        cid = _int(customer_id)
+        if cid is None:
+            return customers.NO_SECRET
+        try:
+            return customers.thd_verify_secret(self._engine, cid, secret, count=False)
+        except NotFound:
+            return customers.NO_SECRET

@@ -90,16 +90,26 @@ def upgrade(config_path: str | None, url: str | None, revision: str) -> None:
 @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Date the data is current as of (default today), for reproducible data.")
 @click.option("--batch", type=click.IntRange(100), default=5000, show_default=True, help="Customers per batch.")
+@click.option("--customer-secret", "customer_secret", metavar="DIGITS", default=None,
+              help="Give every added customer this phone self-service PIN (4-12 digits; demo and test data).")
 def seed(config_path: str | None, url: str | None, customers: int, contacts: int | None, seed_value: int,
-         as_of: datetime | None, batch: int) -> None:
+         as_of: datetime | None, batch: int, customer_secret: str | None) -> None:
     """Add realistic customers (Chinese and English), phones, accounts,
     agreements, tickets and contact history; migrates the schema first."""
+    from crm_core.customers import check_secret
+    from crm_core.errors import InvalidInput
     from crm_core.migrate import thd_upgrade
     from crm_core.seed import SeedPlan, contacts_per_customer, thd_seed
 
     cfg = crm_config(config_path, url)
+    if customer_secret is not None:
+        try:
+            check_secret(customer_secret, "--customer-secret")
+        except InvalidInput as exc:
+            raise click.BadParameter(exc.reason, param_hint="--customer-secret") from None
     anchor = int(datetime.combine(as_of.date(), datetime.min.time(), timezone.utc).timestamp()) if as_of else 0
-    plan = SeedPlan(customers, contacts_per_customer(customers, contacts), seed_value, anchor, batch)
+    plan = SeedPlan(customers, contacts_per_customer(customers, contacts), seed_value, anchor, batch,
+                    customer_secret=customer_secret)
     engine = make_engine(cfg.url)
     try:
         thd_upgrade(engine)
@@ -112,6 +122,56 @@ def seed(config_path: str | None, url: str | None, customers: int, contacts: int
         engine.dispose()
     click.echo(f"added {report.customers} customers, {report.contacts} contacts and {report.tickets} tickets "
                f"in {report.seconds:.1f} s")
+
+
+@db.command("set-secret")
+@_connection_options
+@click.argument("customer_id", type=int)
+@click.option("--secret", default=None,
+              help="The PIN, or the last digits of the customer's ID number (asked for, hidden, when not given).")
+@click.option("--clear", is_flag=True, help="Remove the secret instead: the IVR can no longer verify the customer.")
+def set_secret(config_path: str | None, url: str | None, customer_id: int, secret: str | None, clear: bool) -> None:
+    """Set the secret a customer keys to use phone self-service (stored as a salted hash);
+    clears wrong tries and any lock."""
+    from crm_core.customers import thd_set_verify_secret
+    from crm_core.errors import InvalidInput, NotFound
+
+    cfg = crm_config(config_path, url)
+    if not clear and secret is None:
+        secret = click.prompt("Self-service PIN (4-12 digits)", hide_input=True, confirmation_prompt=True)
+    engine = make_engine(cfg.url)
+    try:
+        thd_set_verify_secret(engine, customer_id, None if clear else secret)
+    except InvalidInput as exc:
+        raise click.BadParameter(exc.reason, param_hint="--secret") from None
+    except NotFound as exc:
+        _fail(str(exc))
+    except SQLAlchemyError as exc:
+        _fail(f"cannot set the secret: {str(exc).splitlines()[0]}")
+    finally:
+        engine.dispose()
+    click.echo(f"customer {customer_id}: self-service secret {'removed' if clear else 'set'}")
+
+
+@db.command("unlock")
+@_connection_options
+@click.argument("customer_id", type=int)
+def unlock(config_path: str | None, url: str | None, customer_id: int) -> None:
+    """Lift a customer's self-service lock (too many wrong secrets) and forget the wrong tries."""
+    from crm_core.customers import thd_unlock_verify
+    from crm_core.errors import NotFound
+
+    cfg = crm_config(config_path, url)
+    engine = make_engine(cfg.url)
+    try:
+        thd_unlock_verify(engine, customer_id)
+    except NotFound as exc:
+        _fail(str(exc))
+    except SQLAlchemyError as exc:
+        _fail(f"cannot unlock: {str(exc).splitlines()[0]}")
+    finally:
+        engine.dispose()
+    click.echo(f"customer {customer_id}: self-service unlocked")
 
 
 @click.group("contacts")

@@ -4,6 +4,13 @@ Every value is checked first (``crm_core.validate``): stored exactly, or
 refused with ``InvalidInput`` before anything is written.  Phone numbers
 are stored as given plus E.164 and a lookup key (``crm_core.phones``); a
 number that is not valid keeps its raw text with ``valid=False``.
+
+Phone self-service verification: a customer may have a secret (a PIN, or
+the last digits of their ID number: 4 to 12 digits), stored only as a
+salted scrypt hash.  ``thd_verify_secret`` answers verified, wrong, locked
+or no-secret, never the secret; wrong tries are counted here, in the
+customer's row, so the limit holds across calls, daemon restarts and
+several daemons sharing the CRM.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -19,7 +26,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from crm_core import validate as v
-from crm_core.db import write_tx
+from crm_core.db import read_conn, write_tx
 from crm_core.errors import InvalidInput, NotFound
 from crm_core.models import (
     ACCOUNT_STATUSES,
@@ -35,6 +42,7 @@ from crm_core.models import (
     customer_phones,
     customers,
 )
+from crm_core.passwords import hash_password, verify_password
 from crm_core.phones import PhoneNumber, kind_of, parse_number
 
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
@@ -68,6 +76,7 @@ class NewCustomer:
     rfm: tuple[int, int, int] | None = None  # recency, frequency, monetary: 1-5 each
     satisfaction: float | None = None
     preferred_agent: str | None = None  # agent login
+    secret: str | None = None  # phone self-service PIN, 4-12 digits (stored hashed)
 
 
 @dataclass(frozen=True)
@@ -160,6 +169,8 @@ def _check_customer(new: NewCustomer, region: str) -> list[PhoneNumber]:
         check_email(f"emails[{i}]", email)
     for i, address in enumerate(new.addresses):
         _check_address(f"addresses[{i}]", address)
+    if new.secret is not None:
+        check_secret(new.secret)
     return [check_phone(f"phones[{i}]", raw, region) for i, raw in enumerate(new.phones)]
 
 
@@ -198,7 +209,8 @@ def thd_create_customer(engine: Engine, new: NewCustomer, region: str) -> int:
                   "rfm_frequency": rfm[1], "rfm_monetary": rfm[2],
                   "value_score": rfm_value(*new.rfm) if new.rfm else None,
                   "satisfaction": None if new.satisfaction is None else float(new.satisfaction),
-                  "preferred_agent_id": agent_id(conn, new.preferred_agent)}
+                  "preferred_agent_id": agent_id(conn, new.preferred_agent),
+                  "verify_hash": hash_password(new.secret) if new.secret is not None else None}
         customer_id = conn.execute(insert(customers).values(values)).inserted_primary_key[0]
         _write_name_keys(conn, customer_id, new.name)
         if numbers:
@@ -313,3 +325,116 @@ def thd_add_account(engine: Engine, customer_id: int, new: NewAccount) -> int:
                  "monthly_fee_cents": cents_of("monthly_fee", a.monthly_fee), "starts_on": a.starts_on,
                  "ends_on": a.ends_on, "status": a.status} for a in new.agreements])
     return account_id
+
+
+# -- phone self-service verification ------------------------------------------------------------
+
+#: Answers of ``thd_verify_secret`` (the IVR's ``verify`` node reads them as they are).
+VERIFIED, WRONG, LOCKED, NO_SECRET = "verified", "wrong", "locked", "no-secret"
+#: Wrong tries, each less than ``FAILURE_WINDOW`` after the one before, that lock self-service ...
+MAX_FAILURES = 5
+FAILURE_WINDOW = timedelta(hours=24)
+#: ... for this long after the last of them.
+LOCKOUT = timedelta(hours=24)
+_SECRET = re.compile(r"[0-9]{4,12}")
+
+
+def check_secret(secret: Any, field: str = "secret") -> str:
+    if not (isinstance(secret, str) and _SECRET.fullmatch(secret)):
+        raise InvalidInput(field, "expected 4 to 12 digits (a PIN, or the last digits of the ID number)")
+    return secret
+
+
+@dataclass(frozen=True)
+class VerifyStatus:
+    """Whether a customer can verify in self-service, without the secret."""
+
+    has_secret: bool
+    failures: int
+    locked_until: datetime | None
+
+
+def thd_set_verify_secret(engine: Engine, customer_id: int, secret: str | None) -> None:
+    """Set (or with None remove) the customer's self-service secret; clears wrong tries and any lock."""
+    verify_hash = hash_password(check_secret(secret)) if secret is not None else None
+    with write_tx(engine) as conn:
+        _require_customer(conn, customer_id)
+        conn.execute(update(customers).where(customers.c.id == customer_id).values(
+            verify_hash=verify_hash, verify_failures=0, verify_failed_at=None, verify_locked_until=None))
+
+
+def thd_unlock_verify(engine: Engine, customer_id: int) -> None:
+    """Forget the customer's wrong tries and lift a self-service lock (an agent checked who they are)."""
+    with write_tx(engine) as conn:
+        _require_customer(conn, customer_id)
+        conn.execute(update(customers).where(customers.c.id == customer_id).values(
+            verify_failures=0, verify_failed_at=None, verify_locked_until=None))
+
+
+def thd_verify_status(engine: Engine, customer_id: int) -> VerifyStatus:
+    with read_conn(engine) as conn:
+        row = conn.execute(select(customers.c.verify_hash, customers.c.verify_failures,
+                                  customers.c.verify_locked_until).where(customers.c.id == customer_id)).first()
+    if row is None:
+        raise NotFound(f"no customer {customer_id}")
+    return VerifyStatus(bool(row.verify_hash), row.verify_failures, row.verify_locked_until)
+
+
+def _state(conn: Connection, customer_id: int, *, lock: bool = False) -> Any:
+    query = select(customers.c.verify_hash, customers.c.verify_failures, customers.c.verify_failed_at,
+                   customers.c.verify_locked_until).where(customers.c.id == customer_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise NotFound(f"no customer {customer_id}")
+    return row
+
+
+def _locked(row: Any, now: datetime) -> bool:
+    return row.verify_locked_until is not None and now < row.verify_locked_until
+
+
+def thd_verify_secret(engine: Engine, customer_id: int, secret: str, *, now: datetime | None = None,
+                      count: bool = True) -> str:
+    """Check a secret the caller keyed: ``VERIFIED``, ``WRONG``, ``LOCKED`` or ``NO_SECRET``.
+
+    A wrong try counts for ``FAILURE_WINDOW`` after the previous one;
+    the ``MAX_FAILURES``-th locks self-service for ``LOCKOUT`` (that try
+    already answers ``LOCKED``).  While locked nothing is checked.  A right
+    secret clears the count.  The (slow) hash is checked outside the write
+    transaction; the count is then read again under the row lock, so tries
+    racing on several threads or daemons never get more answers than the
+    limit allows: a try that finds the customer locked by now answers
+    ``LOCKED`` whatever it keyed.  ``count=False`` (a dry run) writes nothing.
+    """
+    now = v.moment("now", now) or datetime.now(timezone.utc)
+    with read_conn(engine) as conn:
+        row = _state(conn, customer_id)
+    if _locked(row, now):
+        return LOCKED
+    if not row.verify_hash:
+        return NO_SECRET
+    usable = isinstance(secret, str) and _SECRET.fullmatch(secret) is not None
+    checked_hash = row.verify_hash
+    right = usable and verify_password(secret, checked_hash)
+    if not count:
+        return VERIFIED if right else WRONG
+    with write_tx(engine) as conn:
+        row = _state(conn, customer_id, lock=True)
+        if _locked(row, now):
+            return LOCKED
+        if not row.verify_hash:
+            return NO_SECRET
+        if row.verify_hash != checked_hash:  # the secret was changed meanwhile
+            right = usable and verify_password(secret, row.verify_hash)
+        where = customers.c.id == customer_id
+        if right:
+            if row.verify_failures or row.verify_failed_at or row.verify_locked_until:
+                conn.execute(update(customers).where(where).values(
+                    verify_failures=0, verify_failed_at=None, verify_locked_until=None))
+            return VERIFIED
+        recent = row.verify_failed_at is not None and now - row.verify_failed_at < FAILURE_WINDOW
+        failures = (row.verify_failures if recent else 0) + 1
+        locked_until = now + LOCKOUT if failures >= MAX_FAILURES else None
+        conn.execute(update(customers).where(where).values(
+            verify_failures=min(failures, MAX_FAILURES), verify_failed_at=now, verify_locked_until=locked_until))
+        return LOCKED if locked_until is not None else WRONG

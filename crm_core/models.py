@@ -131,6 +131,13 @@ customers = _table(
     Column("notes", UnicodeText),
     Column("blacklisted", Boolean, nullable=False, server_default=false()),
     _created(), _updated(),
+    # Phone self-service: the secret a caller keys to prove who they are (a PIN, or the last digits of
+    # their ID number), as a salted scrypt hash only; wrong tries, counted across calls and daemons,
+    # lock self-service (see crm_core.customers.thd_verify_secret).
+    Column("verify_hash", String(200)),
+    Column("verify_failures", SmallInteger, nullable=False, server_default="0"),
+    Column("verify_failed_at", UtcDateTime),  # the latest wrong try
+    Column("verify_locked_until", UtcDateTime),
     CheckConstraint(_in("kind", CUSTOMER_KINDS), name="kind"),
     CheckConstraint(_in("tier", TIERS), name="tier"),
     CheckConstraint("rfm_recency BETWEEN 1 AND 5 AND rfm_frequency BETWEEN 1 AND 5 "

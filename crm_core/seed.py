@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from crm_core import models as m
 from crm_core import seed_data as d
 from crm_core.acd_config import NewAgent, thd_save_agent, thd_save_disposition, thd_save_queue
-from crm_core.customers import fold, name_keys, rfm_value
+from crm_core.customers import check_secret, fold, name_keys, rfm_value
 from crm_core.passwords import hash_password
 from crm_core.records import DispositionCode, QueueConfig
 
@@ -46,6 +46,8 @@ class SeedPlan:
     batch: int = 5000
     agents: int = 200
     agent_password: str = "changeme"
+    #: Phone self-service PIN of every customer added (one hash, computed once); None: no secret.
+    customer_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -412,6 +414,8 @@ def _configuration(engine: Engine, plan: SeedPlan, r: random.Random) -> list[str
 def thd_seed(engine: Engine, plan: SeedPlan, progress: Callable[[int], None] = lambda n: None) -> SeedReport:
     """Add ``plan.customers`` customers with everything around them; report what was made."""
     began = time.monotonic()
+    secret_hash = hash_password(check_secret(plan.customer_secret, "customer_secret")) \
+        if plan.customer_secret is not None else None
     anchor = plan.anchor or int(datetime.now(timezone.utc).timestamp()) // DAY * DAY
     r = random.Random(plan.seed)
     agents = _configuration(engine, plan, r)
@@ -447,6 +451,10 @@ def thd_seed(engine: Engine, plan: SeedPlan, progress: Callable[[int], None] = l
             conn.exec_driver_sql("SET maintenance_work_mem = '512MB'")
         for index in indexes:
             index.create(conn)
+        if secret_hash is not None:
+            first, last = bases["customers"] + 1, bases["customers"] + plan.customers
+            conn.execute(update(m.customers).where(m.customers.c.id.between(first, last))
+                         .values(verify_hash=secret_hash))
         conn.exec_driver_sql("ANALYZE")
     return SeedReport(plan.customers, counts["contacts"], counts["tickets"], time.monotonic() - began)
 

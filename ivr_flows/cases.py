@@ -5,12 +5,15 @@ against::
 
     customers:                      # the in-memory CRM the cases run against
       - {id: C1001, ani: "5551001", account: "10000008", tier: standard,
-         balance: "120.50", arrears: "0.00", language: en}
+         balance: "120.50", arrears: "0.00", language: en,
+         secret: "1234"}            # optional: the self-service PIN (locked: true locks it)
     cases:
       - name: known caller hears balance and arrears
         ani: "5551001"
         at: "2026-03-02T10:00:00+08:00"   # optional; naive times are in routes.yaml's zone
         dnis: "4000"                      # optional: route by number (business hours apply)
+        trusted_callerid: true            # optional: the route's trunk vouches for the number
+                                          # (default: the route's trusted_callerid)
         digits: ["1", "1", ""]            # one answer per prompt; "" is silence
         waiting: {support: 12}            # optional: calls waiting per queue
         expect:                           # every key is optional
@@ -41,7 +44,7 @@ from ivr_flows.model import FlowError
 from ivr_flows.testing import RunResult, ScriptError, describe, run_call
 from ivr_flows.yamlpos import Document, load
 
-CASE_KEYS = {"name", "ani", "dnis", "at", "digits", "waiting", "expect", "description"}
+CASE_KEYS = {"name", "ani", "dnis", "at", "digits", "waiting", "expect", "description", "trusted_callerid"}
 EXPECT_KEYS = {"path", "said", "outcome", "handoff", "transfer", "left_at", "tickets", "callbacks"}
 
 
@@ -122,6 +125,9 @@ class _Cases:
             digits = str(digits).split(",")
         if not isinstance(digits, list) or not isinstance(expect, dict):
             self.error(path, "digits is a list of answers and expect a mapping")
+        trusted = case.get("trusted_callerid")
+        if trusted is not None and not isinstance(trusted, bool):
+            self.error(path + ("trusted_callerid",), "trusted_callerid is true or false")
         if len(self.errors) > before:
             return False
         try:
@@ -133,7 +139,7 @@ class _Cases:
         target = str(case["dnis"]) if "dnis" in case else self.flow
         try:
             result = run_call(self.flows, target, ani=str(case.get("ani", "")), digits=[str(d) for d in digits],
-                              at=at, customers=crm, waiting=case.get("waiting") or {})
+                              at=at, customers=crm, waiting=case.get("waiting") or {}, trusted_callerid=trusted)
         except ScriptError as exc:
             self.error(path, f"test {case['name']!r}: {exc}")
             return False

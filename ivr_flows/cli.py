@@ -155,9 +155,11 @@ def build_flows_group(open_customer_db: CustomerOpener | None = None) -> click.G
     @click.option("--customer-db", default=None, metavar="URL", help="Customers for CRM lookups (a YAML file).")
     @click.option("--dnis", default=None, help="Dialed number the flow sees (default: its route's).")
     @click.option("--waiting", multiple=True, metavar="QUEUE=N", help="Calls waiting in a queue (repeatable).")
+    @click.option("--trusted-callerid/--untrusted-callerid", "trusted", default=None,
+                  help="Whether the trunk vouches for the caller's number (default: the route's trusted_callerid).")
     @click.pass_obj
     def test_flow(opts: _Options, flow: str, ani: str, digits: str, at_text: str | None,
-                  customer_db: str | None, dnis: str | None, waiting: tuple[str, ...]) -> None:
+                  customer_db: str | None, dnis: str | None, waiting: tuple[str, ...], trusted: bool | None) -> None:
         """Play FLOW (a flow name, or a dialed number to route) against a scripted caller.
 
         Prints every step, the path taken and the hand-off.  The caller hangs
@@ -179,7 +181,7 @@ def build_flows_group(open_customer_db: CustomerOpener | None = None) -> click.G
         answers = digits.split(",") if digits else []
         try:
             result = run_call(flow_set, flow, ani=ani, digits=answers, at=at, customers=customers,
-                              waiting=counts, dnis=dnis)
+                              waiting=counts, dnis=dnis, trusted_callerid=trusted)
         except ScriptError as exc:
             raise click.exceptions.Exit(_failed(str(exc)))
         click.echo(format_result(result))

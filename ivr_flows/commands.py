@@ -17,6 +17,8 @@ Lookup             CRM data dip by ANI or account              a mapping, or Non
 QueueStats         calls waiting in queues                     ``{queue: count}``
 OpenTicketDraft    open a ticket draft in the CRM              the ticket id, or None
 RecordCallback     store a callback request                    the request id, or None
+VerifySecret       the CRM checks the caller's secret          VERIFIED WRONG LOCKED NO_SECRET,
+                                                               or None
 HandOff            hand the caller to the ACD                  -
 Transfer           send the caller to an allowed number        -
 Voicemail          leave the caller in a mailbox               -
@@ -27,7 +29,7 @@ Finished           the flow is over: outcome and reason        -
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,23 @@ def write_key(call_id: str, flow: str, node: str) -> str:
 
 
 @dataclass(frozen=True)
+class VerifySecret:
+    """Check the digits the caller keyed against the customer's secret, in the CRM.
+
+    The CRM answers :data:`VERIFIED`, :data:`WRONG`, :data:`LOCKED` (too
+    many wrong tries across calls) or :data:`NO_SECRET`; it never hands the
+    secret, or its hash, to the IVR.  ``secret`` is left out of the repr so
+    that it does not end up in a log line."""
+
+    customer_id: str
+    secret: str = field(repr=False)
+
+
+#: Answers to VerifySecret.
+VERIFIED, WRONG, LOCKED, NO_SECRET = "verified", "wrong", "locked", "no-secret"
+
+
+@dataclass(frozen=True)
 class HandOff:
     queue: str
     skills: tuple[str, ...]
@@ -147,10 +166,10 @@ class Finished:
     reason: str = ""
 
 
-REQUESTS = (GetDigits, Lookup, QueueStats, OpenTicketDraft, RecordCallback)
+REQUESTS = (GetDigits, Lookup, QueueStats, OpenTicketDraft, RecordCallback, VerifySecret)
 
 Command = (Play | SayDigits | SayNumber | SayCurrency | SetLanguage | GetDigits | Lookup | QueueStats
-           | OpenTicketDraft | RecordCallback | HandOff | Transfer | Voicemail | Hangup | Finished)
+           | OpenTicketDraft | RecordCallback | VerifySecret | HandOff | Transfer | Voicemail | Hangup | Finished)
 
 
 def is_request(command: object) -> bool:

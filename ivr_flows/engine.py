@@ -32,10 +32,10 @@ from ivr_flows.expressions import Env, EvalError, Expression, truthy
 from ivr_flows.model import (
     CUSTOMER_FIELDS, CallbackNode, CollectNode, ConditionNode, Flow, GotoNode, HangupNode, LookupNode,
     MenuNode, Node, PlayNode, QueueNode, ReturnNode, SetNode, SubflowNode, TicketNode, TransferNode,
-    VoicemailNode,
+    VerifyNode, VoicemailNode,
 )
 from ivr_flows.state import (
-    DIGITS, ENTER, ERROR, INVALID, LOOKUP, MAX_TRIES, TIMEOUT, CallContext, CallState, PathEntry, as_amount,
+    DIGITS, ENTER, ERROR, INVALID, LOOKUP, MAX_TRIES, TIMEOUT, VERIFY, CallContext, CallState, PathEntry, as_amount,
     initial_variables,
 )
 
@@ -226,10 +226,16 @@ class _Run:
         self.goto(node.next)
 
     def enter_menu(self, node: MenuNode) -> None:
-        self.request("digits", cmd.GetDigits(node.prompts, node.timeout_ms, 1))
+        self.ask_keys(node)
 
     def enter_collect(self, node: CollectNode) -> None:
-        self.request("digits", cmd.GetDigits(node.prompts, node.timeout_ms, node.max_length))
+        self.ask_keys(node)
+
+    def ask_keys(self, node: MenuNode | CollectNode | VerifyNode) -> None:
+        if isinstance(node, VerifyNode):
+            return self.request("secret", cmd.GetDigits(node.prompts, node.timeout_ms, node.max_length))
+        max_digits = 1 if isinstance(node, MenuNode) else node.max_length
+        self.request("digits", cmd.GetDigits(node.prompts, node.timeout_ms, max_digits))
 
     def got_digits(self, node: MenuNode | CollectNode, result: Any) -> None:
         self.quiet = 0
@@ -261,7 +267,7 @@ class _Run:
         self.vars[node.into] = text
         self.goto(node.next)
 
-    def retry(self, node: MenuNode | CollectNode, prompt: str) -> None:
+    def retry(self, node: MenuNode | CollectNode | VerifyNode, prompt: str) -> None:
         self.tries += 1
         if self.tries >= node.max_tries:
             self.path(self.flow.name, node.id, MAX_TRIES, str(node.max_tries))
@@ -270,8 +276,57 @@ class _Run:
             return self.finish(cmd.FALLBACK, f"{self.flow.name}:{node.id}: no valid input in {node.max_tries} tries")
         if prompt:
             self.out.append(cmd.Play(prompt))
-        max_digits = 1 if isinstance(node, MenuNode) else node.max_length
-        self.request("digits", cmd.GetDigits(node.prompts, node.timeout_ms, max_digits))
+        self.ask_keys(node)
+
+    # The secret the caller keys goes out in one VerifySecret command and is never kept: not in a
+    # variable, not in the path (only its length), not in the state.
+
+    def enter_verify(self, node: VerifyNode) -> None:
+        customer = self.vars.get("customer.id")
+        if not self.vars.get("customer.found") or not isinstance(customer, str) or not customer:
+            self.path(self.flow.name, node.id, VERIFY, "no customer")
+            return self.not_verified(node, "no customer to verify")
+        if self.vars.get("caller.verified"):
+            self.path(self.flow.name, node.id, VERIFY, "already verified")
+            return self.goto(node.next)
+        self.ask_keys(node)
+
+    def got_secret(self, node: VerifyNode, result: Any) -> None:
+        self.quiet = 0
+        text, ok = clean_input(result)
+        if not text:
+            self.path(self.flow.name, node.id, TIMEOUT)
+            return self.retry(node, node.timeout_prompt)
+        shown = "*" * len(text)
+        if not (ok and node.min_length <= len(text) <= node.max_length and all(c in "0123456789" for c in text)):
+            self.path(self.flow.name, node.id, INVALID, shown)
+            return self.retry(node, node.invalid_prompt)
+        self.path(self.flow.name, node.id, DIGITS, shown)
+        self.request("verify", cmd.VerifySecret(str(self.vars["customer.id"]), text))
+
+    def got_verify(self, node: VerifyNode, result: Any) -> None:
+        if result == cmd.VERIFIED:
+            self.path(self.flow.name, node.id, VERIFY, "verified")
+            self.vars["caller.verified"] = True
+            return self.goto(node.next)
+        if result == cmd.WRONG:
+            self.path(self.flow.name, node.id, VERIFY, "wrong")
+            return self.retry(node, node.invalid_prompt)
+        if result == cmd.LOCKED:
+            self.path(self.flow.name, node.id, VERIFY, "locked")
+            if node.locked_prompt:
+                self.out.append(cmd.Play(node.locked_prompt))
+            if node.locked:
+                return self.goto(node.locked)
+            return self.not_verified(node, "the customer is locked out of self-service")
+        event = "no secret" if result == cmd.NO_SECRET else "CRM unavailable"
+        self.path(self.flow.name, node.id, VERIFY, event)
+        self.not_verified(node, f"cannot verify the caller ({event})")
+
+    def not_verified(self, node: VerifyNode, reason: str) -> None:
+        if node.fallback:
+            return self.goto(node.fallback)
+        self.finish(cmd.FALLBACK, f"{self.flow.name}:{node.id}: {reason}")
 
     def enter_lookup(self, node: LookupNode) -> None:
         key = self.evaluate(node.key) if node.key is not None else self.vars.get("ani")
@@ -293,6 +348,8 @@ class _Run:
     def apply_customer(self, record: Any) -> bool:
         if not isinstance(record, Mapping):
             return False
+        if _scalar(record.get("id"), text=True) != self.vars.get("customer.id"):
+            self.vars["caller.verified"] = False  # verified as someone else
         self.vars["customer.found"] = True
         for name, kind in CUSTOMER_FIELDS.items():
             raw = record.get(name)

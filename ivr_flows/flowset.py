@@ -50,8 +50,9 @@ class FlowSet:
     flows_dir: str
     texts: Mapping[str, str] = field(default_factory=dict, repr=False)
 
-    def context(self, call_id: str, ani: str, dnis: str) -> CallContext:
-        return CallContext(call_id, ani, dnis, self.flows, self.routes.calendars, self.routes.transfer_allow)
+    def context(self, call_id: str, ani: str, dnis: str, *, trusted_callerid: bool = False) -> CallContext:
+        return CallContext(call_id, ani, dnis, self.flows, self.routes.calendars, self.routes.transfer_allow,
+                           trusted_callerid)
 
 
 def load_manifest(path: Path) -> tuple[PromptManifest | None, list[FlowError]]:

@@ -13,11 +13,12 @@ from pathlib import Path
 
 from ivr_flows.model import (
     CallbackNode, CollectNode, ConditionNode, Flow, GotoNode, LookupNode, MenuNode, Node, PlayNode, QueueNode,
-    SetNode, SubflowNode, TicketNode, TransferNode, VoicemailNode,
+    SetNode, SubflowNode, TicketNode, TransferNode, VerifyNode, VoicemailNode,
 )
 
 STYLE = {
     "play": ("box", "#e8f0fe"), "menu": ("diamond", "#fff4d6"), "collect": ("parallelogram", "#fff4d6"),
+    "verify": ("parallelogram", "#fce8e6"),
     "lookup": ("cylinder", "#e6f4ea"), "condition": ("diamond", "#f3e8fd"), "set": ("note", "#f1f3f4"),
     "queue": ("doubleoctagon", "#d2e3fc"), "transfer": ("doubleoctagon", "#d2e3fc"),
     "voicemail": ("doubleoctagon", "#d2e3fc"), "callback": ("cylinder", "#e6f4ea"),
@@ -37,6 +38,8 @@ def _detail(node: Node) -> str:
     if isinstance(node, (MenuNode, CollectNode)):
         text = " & ".join(node.prompts)
         return text + (f"\n-> {node.into}" if isinstance(node, CollectNode) else "")
+    if isinstance(node, VerifyNode):
+        return " & ".join(node.prompts) + "\nchecked by the CRM"
     if isinstance(node, LookupNode):
         return f"by {node.by}" + (f" {node.key.source}" if node.key else "")
     if isinstance(node, SetNode):
@@ -81,9 +84,10 @@ def to_dot(flow: Flow) -> str:
         lines.append(f"  {_quote(node.id)} [shape={shape}, fillcolor={_quote(colour)}, label={_quote(label)}];")
         for edge in node.edges:
             lines.append(f"  {_quote(node.id)} -> {_quote(edge.target)} [label={_quote(_edge_label(node, edge.label))}];")
-        if isinstance(node, (MenuNode, CollectNode)) and not node.fallback:
+        if isinstance(node, (MenuNode, CollectNode, VerifyNode)) and not node.fallback:
             fallback_used = True
-            lines.append(f'  {_quote(node.id)} -> "__fallback" [label="max tries", style=dashed];')
+            why = "not verified" if isinstance(node, VerifyNode) else "max tries"
+            lines.append(f'  {_quote(node.id)} -> "__fallback" [label={_quote(why)}, style=dashed];')
     if fallback_used:
         lines.append('  "__fallback" [shape=doubleoctagon, label="fallback queue\\n(dialplan)", fillcolor="#fce8e6"];')
     lines.append("}")

@@ -249,6 +249,12 @@ class _FlowBuilder:
             fields[name] = self.prompt(base + (name,), raw[name]) if name in raw else ""
         return fields
 
+    def _lengths(self, base: tuple, raw: dict, low: int, high: int) -> tuple[int, int]:
+        low, high = raw.get("min_length", low), raw.get("max_length", high)
+        if low > high:
+            self.error(base + ("min_length",), f"min_length {low} is more than max_length {high}")
+        return low, high
+
     def node_menu(self, base: tuple, raw: dict, edges: list[Edge]) -> dict:
         choices = []
         for key, target in raw["choices"].items():
@@ -262,15 +268,21 @@ class _FlowBuilder:
         return {"prompts": self.prompts(base + ("prompt",), raw["prompt"]), "choices": tuple(choices), **fields}
 
     def node_collect(self, base: tuple, raw: dict, edges: list[Edge]) -> dict:
-        low, high = raw.get("min_length", 1), raw.get("max_length", 20)
-        if low > high:
-            self.error(base + ("min_length",), f"min_length {low} is more than max_length {high}")
+        low, high = self._lengths(base, raw, 1, 20)
         validate = self.expr(base + ("validate",), raw["validate"]) if "validate" in raw else None
         fields = self._retries(base, raw, edges)
         return {"prompts": self.prompts(base + ("prompt",), raw["prompt"]), "into": raw["into"],
                 "min_length": low, "max_length": high, "terminator": raw.get("terminator", "#"),
                 "allow_star": raw.get("allow_star", False), "mask": raw.get("mask", False), "validate": validate,
                 "next": self.edge(edges, "next", base + ("next",), raw["next"]), **fields}
+
+    def node_verify(self, base: tuple, raw: dict, edges: list[Edge]) -> dict:
+        low, high = self._lengths(base, raw, 4, 4)
+        fields = self._retries(base, raw, edges)
+        locked_prompt = self.prompt(base + ("locked_prompt",), raw["locked_prompt"]) if "locked_prompt" in raw else ""
+        return {"prompts": self.prompts(base + ("prompt",), raw["prompt"]), "min_length": low, "max_length": high,
+                "locked_prompt": locked_prompt, "next": self.edge(edges, "next", base + ("next",), raw["next"]),
+                "locked": self.edge(edges, "locked", base + ("locked",), raw.get("locked")), **fields}
 
     def node_lookup(self, base: tuple, raw: dict, edges: list[Edge]) -> dict:
         key = self.expr(base + ("key",), raw["key"]) if "key" in raw else None

@@ -5,7 +5,13 @@ of customer records, or a mapping with a ``customers`` list::
 
     customers:
       - {id: C1001, ani: "5551001", account: "10000008", name: Jane Doe,
-         tier: standard, balance: "120.50", arrears: "0.00", language: en}
+         tier: standard, balance: "120.50", arrears: "0.00", language: en,
+         secret: "1234"}
+
+``secret`` is the customer's self-service PIN (test data: kept as it is
+here, never in a real CRM); ``locked: true`` makes self-service locked for
+them.  Wrong secrets are counted per customer like the CRM does
+(``MAX_VERIFY_FAILURES`` lock), without the 24-hour clock.
 """
 
 from __future__ import annotations
@@ -15,9 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ivr_flows.commands import HandOff
+from ivr_flows.commands import LOCKED, NO_SECRET, VERIFIED, WRONG, HandOff
 from ivr_flows.state import PathEntry
 from ivr_flows.yamlpos import load
+
+
+#: Wrong secrets that lock a customer out of self-service (crm_core.customers.MAX_FAILURES).
+MAX_VERIFY_FAILURES = 5
+
+
+#: What stays in the CRM: a lookup never hands these to the IVR.
+PRIVATE_FIELDS = frozenset({"secret", "locked"})
+
+
+def _public(record: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    return None if record is None else {k: v for k, v in record.items() if k not in PRIVATE_FIELDS}
 
 
 def _digits(number: str) -> str:
@@ -32,6 +50,7 @@ class InMemoryCustomers:
         self.customers = [dict(c) for c in customers]
         self.tickets: list[dict[str, Any]] = []
         self.callbacks: list[dict[str, Any]] = []
+        self.verify_failures: dict[str, int] = {}
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "InMemoryCustomers":
@@ -47,10 +66,10 @@ class InMemoryCustomers:
 
     def lookup_by_ani(self, ani: str) -> Mapping[str, Any] | None:
         wanted = _digits(ani)
-        return next((c for c in self.customers if wanted and _digits(c.get("ani", "")) == wanted), None)
+        return _public(next((c for c in self.customers if wanted and _digits(c.get("ani", "")) == wanted), None))
 
     def lookup_by_account(self, account: str) -> Mapping[str, Any] | None:
-        return next((c for c in self.customers if account and str(c.get("account", "")) == account), None)
+        return _public(next((c for c in self.customers if account and str(c.get("account", "")) == account), None))
 
     def open_ticket_draft(self, *, call_id: str, customer_id: str | None, ani: str, category: str,
                           summary: str, key: str | None = None) -> str:
@@ -61,6 +80,18 @@ class InMemoryCustomers:
         self.tickets.append({"id": ticket_id, "call_id": call_id, "customer_id": customer_id, "ani": ani,
                              "category": category, "summary": summary, "key": key})
         return ticket_id
+
+    def verify_secret(self, *, call_id: str, customer_id: str, secret: str) -> str:
+        record = next((c for c in self.customers if str(c.get("id", "")) == customer_id), None)
+        if record is None or record.get("secret") in (None, ""):
+            return NO_SECRET
+        if record.get("locked") or self.verify_failures.get(customer_id, 0) >= MAX_VERIFY_FAILURES:
+            return LOCKED
+        if secret == str(record["secret"]):
+            self.verify_failures.pop(customer_id, None)
+            return VERIFIED
+        failures = self.verify_failures[customer_id] = self.verify_failures.get(customer_id, 0) + 1
+        return LOCKED if failures >= MAX_VERIFY_FAILURES else WRONG
 
     def record_callback(self, *, call_id: str, customer_id: str | None, number: str, flow: str,
                         queue: str | None, key: str | None = None) -> str:

@@ -130,6 +130,27 @@ class CollectNode(Node):
 
 
 @dataclass(frozen=True, kw_only=True)
+class VerifyNode(Node):
+    """Ask for the customer's secret (a PIN, or the last digits of their ID number) and have the CRM check it."""
+
+    type: ClassVar[str] = "verify"
+    prompts: tuple[str, ...]
+    min_length: int = 4
+    max_length: int = 4
+    timeout_ms: int = 5000
+    max_tries: int = 3
+    invalid_prompt: str = ""  # a wrong secret, or keys that cannot be one
+    timeout_prompt: str = ""
+    locked_prompt: str = ""  # the CRM says: too many wrong tries, self-service is locked
+    next: str  # verified
+    fallback: str = ""  # not verified; empty: the dialplan's fallback queue
+    locked: str = ""  # locked out; empty: same as fallback
+
+    def can_exit(self) -> bool:
+        return not self.fallback
+
+
+@dataclass(frozen=True, kw_only=True)
 class LookupNode(Node):
     type: ClassVar[str] = "lookup"
     by: str  # ani | account
@@ -228,7 +249,7 @@ class ReturnNode(Node):
 
 NODE_CLASSES: Mapping[str, type[Node]] = {
     cls.type: cls for cls in (
-        PlayNode, MenuNode, CollectNode, LookupNode, ConditionNode, SetNode, QueueNode,
+        PlayNode, MenuNode, CollectNode, VerifyNode, LookupNode, ConditionNode, SetNode, QueueNode,
         TransferNode, VoicemailNode, CallbackNode, TicketNode, HangupNode, GotoNode,
         SubflowNode, ReturnNode,
     )
@@ -260,8 +281,10 @@ CUSTOMER_FIELDS: Mapping[str, type] = {
     "account": str, "language": str,
 }
 
-#: Variables every flow can read.  The first group is read-only.
-READ_ONLY_VARIABLES = frozenset({"ani", "dnis", "call_id", "customer.found", "ticket.id", "callback.id"}
+#: Variables every flow can read.  The first group is read-only: ``route.trusted_callerid`` is the
+#: route's flag in routes.yaml, ``caller.verified`` is set by a verify node.
+READ_ONLY_VARIABLES = frozenset({"ani", "dnis", "call_id", "customer.found", "ticket.id", "callback.id",
+                                 "route.trusted_callerid", "caller.verified"}
                                 | {f"customer.{name}" for name in CUSTOMER_FIELDS})
 HANDOFF_VARIABLES = frozenset({"language", "queue", "skills", "priority"})
 BUILTIN_VARIABLES = READ_ONLY_VARIABLES | HANDOFF_VARIABLES

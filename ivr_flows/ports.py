@@ -47,6 +47,12 @@ class CustomerPort(Protocol):
         """Store a callback request for ``number``; its id, or None.  Idempotent per ``key``, like
         ``open_ticket_draft``."""
 
+    def verify_secret(self, *, call_id: str, customer_id: str, secret: str) -> MaybeAsync[str | None]:
+        """Check the digits a caller keyed against customer ``customer_id``'s secret (a PIN, or the last
+        digits of their ID number): ``"verified"``, ``"wrong"``, ``"locked"`` (too many wrong tries, across
+        calls) or ``"no-secret"`` (see ``ivr_flows.commands``).  The secret itself never leaves the CRM,
+        and wrong tries are counted there."""
+
 
 class QueueStatsPort(Protocol):
     """Live queue figures for ``waiting("queue")`` in conditions."""

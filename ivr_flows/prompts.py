@@ -175,7 +175,7 @@ class PromptUse:
     name: str
 
 
-PROMPT_FIELDS = ("prompt", "invalid_prompt", "timeout_prompt")
+PROMPT_FIELDS = ("prompt", "invalid_prompt", "timeout_prompt", "locked_prompt")
 
 
 def prompt_uses(flow: Flow, text: str) -> list[PromptUse]:

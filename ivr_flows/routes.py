@@ -11,9 +11,15 @@
       allow: [_6XXX]
     routes:
       "4000": {flow: hotline, calendar: hotline, closed: after_hours}
+      "4010": {flow: hotline, trusted_callerid: true}
 
 Calendars are evaluated in their IANA time zone (``zoneinfo``), so a
 daylight-saving change shifts the opening hours in UTC and not in local time.
+
+``trusted_callerid`` (default false) says the trunk behind a number vouches
+for the caller's number (a carrier that verifies it, an internal line);
+flows read it as ``route.trusted_callerid``.  Caller ID from anywhere else
+can be set by the caller and proves nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ class Route:
     flow: str
     calendar: str | None = None
     closed: str | None = None
+    trusted_callerid: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,10 @@ class Routes:
         holiday = calendar.holiday(now)
         flow = route.flow if is_open else (route.closed or route.flow)
         return RouteDecision(dnis, flow, route, is_open, holiday.name if holiday else None)
+
+    def route_for(self, dnis: str) -> Route | None:
+        """The route of ``dnis`` (or the default), whatever the time."""
+        return self.routes.get(dnis, self.default)
 
     def flow_for_dnis(self) -> dict[str, str]:
         return {dnis: route.flow for dnis, route in self.routes.items()}
@@ -155,7 +166,7 @@ class _RoutesBuilder:
         if calendar is not None and calendar not in (self.data.get("calendars") or {}):
             self.error(path + ("calendar",),
                        f"unknown calendar {calendar!r}{suggest(calendar, self.data.get('calendars') or {})}")
-        return Route(dnis, raw["flow"], calendar, raw.get("closed"))
+        return Route(dnis, raw["flow"], calendar, raw.get("closed"), raw.get("trusted_callerid", False))
 
     def ranges(self, path: tuple, texts: list[str]) -> tuple[Range, ...]:
         result = []

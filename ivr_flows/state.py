@@ -17,8 +17,8 @@ from ivr_flows.commands import HandOff
 from ivr_flows.model import CUSTOMER_FIELDS, Flow
 
 #: PathEntry events.
-ENTER, DIGITS, TIMEOUT, INVALID, MAX_TRIES, LOOKUP, ERROR = (
-    "enter", "digits", "timeout", "invalid", "max-tries", "lookup", "error")
+ENTER, DIGITS, TIMEOUT, INVALID, MAX_TRIES, LOOKUP, ERROR, VERIFY = (
+    "enter", "digits", "timeout", "invalid", "max-tries", "lookup", "error", "verify")
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ class CallContext:
     flows: Mapping[str, Flow] = field(default_factory=dict)
     calendars: Mapping[str, Calendar] = field(default_factory=dict)
     transfer_allow: tuple[str, ...] = ()
+    #: The route's trunk vouches for the caller's number (routes.yaml ``trusted_callerid``).
+    trusted_callerid: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ def initial_variables(flow: Flow, context: CallContext) -> dict[str, Any]:
         "ani": context.ani, "dnis": context.dnis, "call_id": context.call_id,
         "language": flow.language, "queue": None, "skills": [], "priority": 0,
         "customer.found": False, "ticket.id": None, "callback.id": None,
+        "route.trusted_callerid": context.trusted_callerid, "caller.verified": False,
     }
     variables.update({f"customer.{name}": None for name in CUSTOMER_FIELDS})
     variables.update(flow.variables)

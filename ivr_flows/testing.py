@@ -32,11 +32,13 @@ class ScriptError(ValueError):
 
 @dataclass(frozen=True)
 class Step:
-    """One engine step: the path entries it added, its commands, the caller's answer."""
+    """One engine step: the path entries it added, its commands, the caller's answer
+    (``secret``: keys asked for by a verify node, shown masked)."""
 
     entries: tuple[PathEntry, ...]
     commands: tuple[Any, ...]
     answer: Any = None
+    secret: bool = False
 
 
 @dataclass
@@ -89,14 +91,17 @@ def describe(command: Any) -> str:
                f"priority {command.priority}, language {command.language})"
     if isinstance(command, cmd.Finished):
         return f"finished: {command.outcome}" + (f" ({command.reason})" if command.reason else "")
+    if isinstance(command, cmd.VerifySecret):
+        return f"verify the secret of customer {command.customer_id} ({len(command.secret)} keys)"
     fields = ", ".join(f"{k}={v!r}" for k, v in vars(command).items())
     return f"{type(command).__name__.lower()}({fields})"
 
 
 def run_call(flows: FlowSet, target: str, *, ani: str, digits: Sequence[str], at: datetime,
              customers: CustomerPort, waiting: Mapping[str, int] | None = None, dnis: str | None = None,
-             call_id: str = "offline-test") -> RunResult:
-    """Play flow (or routed number) ``target`` against the scripted caller."""
+             call_id: str = "offline-test", trusted_callerid: bool | None = None) -> RunResult:
+    """Play flow (or routed number) ``target`` against the scripted caller.  ``trusted_callerid``
+    (default: the route's flag) says whether the caller's number is vouched for."""
     if at.tzinfo is None:
         raise ScriptError("the time of the call needs a time zone")
     route = None
@@ -109,8 +114,11 @@ def run_call(flows: FlowSet, target: str, *, ani: str, digits: Sequence[str], at
         if route is None:
             raise ScriptError(f"no flow and no route named {target!r} (flows: {', '.join(sorted(flows.flows))})")
         flow, dnis = flows.flows[route.flow], target
+    if trusted_callerid is None:
+        known = flows.routes.route_for(dnis)
+        trusted_callerid = known.trusted_callerid if known is not None else False
     answers = list(digits)
-    state, commands = start(flow, flows.context(call_id, ani, dnis), at)
+    state, commands = start(flow, flows.context(call_id, ani, dnis, trusted_callerid=trusted_callerid), at)
     result = RunResult(flow.name, dnis, ani, at, route, state)
     seen = 0
     while True:
@@ -123,7 +131,7 @@ def run_call(flows: FlowSet, target: str, *, ani: str, digits: Sequence[str], at
             return result
         reply = answers.pop(0) if isinstance(last, cmd.GetDigits) else _answer(last, customers, waiting or {},
                                                                               call_id)
-        result.steps.append(Step(entries, tuple(commands), reply))
+        result.steps.append(Step(entries, tuple(commands), reply, secret=state.waiting == "secret"))
         state, commands = resume(state, reply, at)
         result.state = state
 
@@ -139,6 +147,8 @@ def _answer(request: Any, customers: CustomerPort, waiting: Mapping[str, int], c
     elif isinstance(request, cmd.RecordCallback):
         value = customers.record_callback(call_id=call_id, customer_id=request.customer_id, number=request.number,
                                           flow=request.flow, queue=request.queue, key=request.key)
+    elif isinstance(request, cmd.VerifySecret):
+        value = customers.verify_secret(call_id=call_id, customer_id=request.customer_id, secret=request.secret)
     else:
         raise ScriptError(f"unexpected request {request!r}")
     if inspect.isawaitable(value):
@@ -166,7 +176,8 @@ def format_result(result: RunResult) -> str:
         for command in step.commands:
             lines.append(f"      {describe(command)}")
         if step.answer is not None and isinstance(step.commands[-1], cmd.GetDigits):
-            lines.append(f"      caller: {step.answer!r}" if step.answer else "      caller: (silence)")
+            shown = "*" * len(step.answer) if step.secret else step.answer
+            lines.append(f"      caller: {shown!r}" if step.answer else "      caller: (silence)")
         elif step.answer is not None:
             lines.append(f"      -> {_short(step.answer)}")
     if result.outcome == cmd.ABANDONED:

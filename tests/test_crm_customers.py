@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from crm_core.acd_config import NewAgent, thd_save_agent
 from crm_core.contacts import thd_log_contacts
 from crm_core.customers import (
+    LOCKED,
+    MAX_FAILURES,
+    NO_SECRET,
+    VERIFIED,
+    WRONG,
     NewAccount,
     NewAddress,
     NewAgreement,
     NewCustomer,
+    VerifyStatus,
     name_keys,
     rfm_value,
     thd_add_account,
     thd_add_phone,
     thd_create_customer,
+    thd_set_verify_secret,
+    thd_unlock_verify,
     thd_update_customer,
+    thd_verify_secret,
+    thd_verify_status,
 )
 from crm_core.errors import InvalidInput, NotFound
 from crm_core.lookup import thd_lookup_by_ani, thd_search_customers
+from crm_core.models import customers
 from crm_core.records import ContactRecord
 from crm_core.tickets import NewTicket, thd_change_ticket, thd_open_ticket
 from crm_core.views import thd_customer_history, thd_customer_view
@@ -192,3 +205,83 @@ def test_name_keys_cover_the_whole_name_and_its_words():
     assert name_keys("John  Smith") == {"john smith", "john", "smith"}
     assert name_keys("张伟") == {"张伟"}
     assert name_keys("ＡＢＣ") == {"abc"}
+
+
+# -- phone self-service verification -----------------------------------------------------------------
+
+
+def test_the_secret_is_stored_as_a_salted_hash_and_checked_without_being_handed_out(crm_engine):
+    """A customer's PIN is kept as scrypt$... only; the check answers verified or wrong, never the secret."""
+    cid = thd_create_customer(crm_engine, NewCustomer("王芳", phones=("13900139000",), secret="1234"), "CN")
+    other = thd_create_customer(crm_engine, NewCustomer("李娜"), "CN")
+    thd_set_verify_secret(crm_engine, other, "1234")
+    with crm_engine.connect() as conn:
+        hashes = conn.execute(select(customers.c.verify_hash).order_by(customers.c.id)).scalars().all()
+    assert all(h.startswith("scrypt$") and "1234" not in h for h in hashes) and hashes[0] != hashes[1]
+    assert thd_verify_secret(crm_engine, cid, "1234") == VERIFIED
+    assert thd_verify_secret(crm_engine, cid, "4321") == WRONG
+    assert thd_verify_secret(crm_engine, other, "1234") == VERIFIED
+    assert thd_verify_secret(crm_engine, thd_create_customer(crm_engine, NewCustomer("No PIN"), "CN"),
+                             "1234") == NO_SECRET
+    with pytest.raises(NotFound):
+        thd_verify_secret(crm_engine, 999999, "1234")
+    for bad in ("123", "12345678901234", "12a4", "", 1234):
+        with pytest.raises(InvalidInput, match="secret: expected 4 to 12 digits"):
+            thd_set_verify_secret(crm_engine, cid, bad)
+    thd_set_verify_secret(crm_engine, cid, None)
+    assert thd_verify_secret(crm_engine, cid, "1234") == NO_SECRET
+
+
+def test_five_wrong_tries_within_a_day_lock_self_service_for_a_day(crm_engine):
+    """Failures count across calls: the fifth within 24 h of the one before answers locked, and while locked even
+    the right secret answers locked; after 24 h it works again.  A right secret clears the count; an agent can
+    unlock; setting a new secret unlocks too."""
+    cid = thd_create_customer(crm_engine, NewCustomer("Jane Doe", secret="2468"), "CN")
+    t = T0
+    assert [thd_verify_secret(crm_engine, cid, "0000", now=t + timedelta(hours=5 * i)) for i in range(4)] == \
+        [WRONG] * 4
+    assert thd_verify_status(crm_engine, cid) == VerifyStatus(True, 4, None)
+    t += timedelta(hours=15)
+    assert thd_verify_secret(crm_engine, cid, "1111", now=t + timedelta(hours=5)) == LOCKED
+    assert thd_verify_secret(crm_engine, cid, "2468", now=t + timedelta(hours=6)) == LOCKED
+    assert thd_verify_status(crm_engine, cid).locked_until == t + timedelta(hours=29)
+    assert thd_verify_secret(crm_engine, cid, "2468", now=t + timedelta(hours=28, minutes=59)) == LOCKED
+    assert thd_verify_secret(crm_engine, cid, "0000", now=t + timedelta(hours=29)) == WRONG  # a fresh count
+    assert thd_verify_secret(crm_engine, cid, "2468", now=t + timedelta(hours=30)) == VERIFIED
+    assert thd_verify_status(crm_engine, cid) == VerifyStatus(True, 0, None)
+    later = t + timedelta(days=3)
+    for day in range(6):  # one wrong try a day, more than 24 h apart: never locked
+        assert thd_verify_secret(crm_engine, cid, "0000", now=later + timedelta(hours=25 * day)) == WRONG
+    for _ in range(5):
+        thd_verify_secret(crm_engine, cid, "0000", now=later + timedelta(days=9))
+    assert thd_verify_secret(crm_engine, cid, "2468", now=later + timedelta(days=9)) == LOCKED
+    thd_unlock_verify(crm_engine, cid)
+    assert thd_verify_secret(crm_engine, cid, "2468", now=later + timedelta(days=9)) == VERIFIED
+    for _ in range(5):
+        thd_verify_secret(crm_engine, cid, "0000", now=later + timedelta(days=10))
+    thd_set_verify_secret(crm_engine, cid, "97531")
+    assert thd_verify_secret(crm_engine, cid, "97531", now=later + timedelta(days=10)) == VERIFIED
+
+
+def test_guesses_racing_on_many_threads_get_no_more_answers_than_the_limit(crm_engine):
+    """Twenty wrong guesses at once (several daemons, one customer): at most four come back wrong, every other
+    one locked, and the right secret is locked out too."""
+    cid = thd_create_customer(crm_engine, NewCustomer("Target", secret="8642"), "CN")
+    start = threading.Barrier(20)
+    answers, errors = [], []
+
+    def guess(n):
+        start.wait()
+        try:
+            answers.append(thd_verify_secret(crm_engine, cid, f"{n:04d}", now=T0))
+        except Exception as exc:  # noqa: BLE001 (collected for the assertion)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and len(answers) == 20
+    assert answers.count(WRONG) == MAX_FAILURES - 1 and answers.count(LOCKED) == 20 - (MAX_FAILURES - 1)
+    assert thd_verify_secret(crm_engine, cid, "8642", now=T0) == LOCKED

@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from twisted.internet import reactor
 
 from callcenter.config import CrmConfig
-from callcenter.crm_ports import CrmCustomerPort
+from callcenter.crm_ports import CrmCustomerPort, OfflineCrmCustomers
 from callcenter.ivr.handler import IvrHandler
 from crm_core.customers import NewAccount, NewCustomer, thd_add_account, thd_create_customer
 from crm_core.models import ticket_contacts, tickets
@@ -119,3 +119,50 @@ async def test_a_write_committed_after_the_ivr_timed_out_is_not_made_twice_by_th
                                 .where(tickets.c.idempotency_key == key)).scalar() == 1
     finally:
         await svc.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_crm_checks_the_callers_pin_and_counts_wrong_ones_across_calls(db_url, tmp_path):
+    """verify_secret answers a word, never the secret; the lookups never carry it; five wrong PINs in any calls
+    lock the customer's self-service (the count is in the CRM, so every daemon sees it)."""
+    from crm_core.customers import thd_set_verify_secret, thd_unlock_verify
+
+    svc = CrmService(reactor, CrmConfig(url=db_url, journal=str(tmp_path / "j.db"), default_region="CN"))
+    await svc.startService()
+    try:
+        cid = await svc.pool.run(thd_create_customer, svc.engine,
+                                 NewCustomer("Jane Doe", phones=("13812340000",), secret="2580"), "CN")
+        port = CrmCustomerPort(lambda: svc.store)
+        found = await port.lookup_by_ani("13812340000")
+        assert not {k for k in found if "verify" in k or "secret" in k}
+        assert await port.verify_secret(call_id="c1", customer_id=str(cid), secret="2580") == "verified"
+        wrong = [await port.verify_secret(call_id=f"c{n}", customer_id=str(cid), secret="0000") for n in range(5)]
+        assert wrong == ["wrong"] * 4 + ["locked"]
+        other_daemon = CrmCustomerPort(lambda: svc.store)
+        assert await other_daemon.verify_secret(call_id="c9", customer_id=str(cid), secret="2580") == "locked"
+        await svc.pool.run(thd_unlock_verify, svc.engine, cid)
+        assert await port.verify_secret(call_id="c10", customer_id=str(cid), secret="2580") == "verified"
+        await svc.pool.run(thd_set_verify_secret, svc.engine, cid, None)
+        assert await port.verify_secret(call_id="c11", customer_id=str(cid), secret="2580") == "no-secret"
+        assert await port.verify_secret(call_id="c12", customer_id="999999999", secret="2580") == "no-secret"
+        assert await port.verify_secret(call_id="c13", customer_id="C1001", secret="2580") == "no-secret"
+    finally:
+        await svc.stopService()
+
+
+def test_the_offline_crm_checks_pins_without_counting_them(tmp_path):
+    """flows test --customer-db URL: a real hash is checked, but a dry run writes nothing, not even a failure."""
+    from crm_core.customers import thd_verify_status
+    from crm_core.db import make_engine
+    from crm_core.migrate import thd_upgrade
+
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    engine = make_engine(url)
+    thd_upgrade(engine)
+    cid = thd_create_customer(engine, NewCustomer("Jane Doe", secret="2580"), "CN")
+    crm = OfflineCrmCustomers(url)
+    assert crm.verify_secret(call_id="x", customer_id=str(cid), secret="2580") == "verified"
+    assert [crm.verify_secret(call_id="x", customer_id=str(cid), secret="0000") for _ in range(6)] == ["wrong"] * 6
+    assert thd_verify_status(engine, cid).failures == 0
+    assert crm.verify_secret(call_id="x", customer_id="42", secret="2580") == "no-secret"
+    engine.dispose()

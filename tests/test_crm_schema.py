@@ -183,11 +183,15 @@ def blank_url(request, tmp_path):
         conn.execute("DROP DATABASE upgrade_0001 WITH (FORCE)")
 
 
-def test_upgrade_from_0001_keeps_every_row_and_adds_the_ticket_key(blank_url):
+def test_upgrade_from_0001_keeps_every_row_and_adds_the_ticket_key_and_the_secret(blank_url):
     """A CRM at 0001 with customers, tickets, their history and call links is upgraded in place: every row is
-    still there (rebuilding tickets on SQLite would cascade to its events), old tickets have no key, and
-    the new key is unique; downgrading to 0001 keeps the rows too."""
-    from crm_core.customers import NewAccount, NewCustomer, thd_add_account, thd_create_customer
+    still there (rebuilding a table on SQLite would cascade to its children), old tickets have no key, the
+    new key is unique, old customers have no secret and no wrong tries and can be given a secret;
+    downgrading to 0001 keeps the rows too."""
+    from crm_core.customers import (
+        VERIFIED, NewAccount, NewCustomer, VerifyStatus, thd_add_account, thd_create_customer, thd_set_verify_secret,
+        thd_verify_secret, thd_verify_status,
+    )
     from crm_core.tickets import NewTicket, thd_change_ticket, thd_open_ticket
 
     engine = make_engine(blank_url)
@@ -200,15 +204,20 @@ def test_upgrade_from_0001_keeps_every_row_and_adds_the_ticket_key(blank_url):
             conn.execute(text("INSERT INTO ticket_events (ticket_id, actor, action) VALUES (:t, '1001', 'created')"),
                          {"t": tid})
             conn.execute(text("INSERT INTO ticket_contacts (ticket_id, linkedid) VALUES (:t, '1714.1')"), {"t": tid})
+            conn.execute(text("INSERT INTO customer_phones (customer_id, raw, valid) VALUES (:c, '13900139000', true)"),
+                         {"c": cid})
 
         def counts():
             with engine.connect() as conn:
                 return [conn.execute(text(f"SELECT count(*) FROM {t}")).scalar()
-                        for t in ("customers", "tickets", "ticket_events", "ticket_contacts")]
+                        for t in ("customers", "tickets", "ticket_events", "ticket_contacts", "customer_phones")]
 
-        assert counts() == [1, 1, 1, 1]
+        assert counts() == [1, 1, 1, 1, 1]
         assert thd_upgrade(engine) == head_revision() == "0002"
-        assert counts() == [1, 1, 1, 1]
+        assert counts() == [1, 1, 1, 1, 1]
+        assert thd_verify_status(engine, cid) == VerifyStatus(False, 0, None)
+        thd_set_verify_secret(engine, cid, "1234")
+        assert thd_verify_secret(engine, cid, "1234") == VERIFIED
         with engine.connect() as conn:
             assert conn.execute(text("SELECT idempotency_key FROM tickets")).scalar() is None
             context = MigrationContext.configure(conn, opts={"compare_type": True})
@@ -226,8 +235,9 @@ def test_upgrade_from_0001_keeps_every_row_and_adds_the_ticket_key(blank_url):
                                                     idempotency_key="c1:hotline:complaint"))
         assert thd_create_customer(engine, NewCustomer("New", phones=("13700137000",)), "CN") > cid
         assert thd_downgrade(engine, "0001") == "0001"
-        assert counts() == [2, 4, 5, 1]
+        assert counts() == [2, 4, 5, 1, 2]
         assert "idempotency_key" not in [c["name"] for c in inspect(engine).get_columns("tickets")]
+        assert not [c for c in inspect(engine).get_columns("customers") if c["name"].startswith("verify_")]
         assert thd_upgrade(engine) == head_revision()
     finally:
         engine.dispose()

@@ -41,7 +41,7 @@ def test_validate_the_shipped_flows_and_their_test_cases():
     """Every flow valid, every kept test case passes: exit 0."""
     result = run("--flows-dir", str(SHIPPED), "validate")
     assert result.exit_code == 0, result.output
-    assert result.output == "ok: 3 flow(s) valid, 24 test case(s) passed\n"
+    assert result.output == "ok: 3 flow(s) valid, 31 test case(s) passed\n"
 
 
 def test_validate_reports_every_error_with_file_line_and_column(flows_dir):
@@ -54,7 +54,7 @@ def test_validate_reports_every_error_with_file_line_and_column(flows_dir):
     assert result.stdout.splitlines() == [
         f"{hotline}:17:13: missing prompt file 'custom/cc-welcom': not in {flows_dir / 'prompts.yaml'} "
         "(did you mean 'custom/cc-welcome'?)",
-        f"{hotline}:68:20: unknown variable 'acount' (did you mean 'account'?)",
+        f"{hotline}:73:20: unknown variable 'acount' (did you mean 'account'?)",
     ]
     assert result.stderr == "2 error(s)\n"
 
@@ -93,6 +93,24 @@ def test_flows_test_prints_the_path_and_the_hand_off(tmp_path):
     assert lines[-2] == ("path: (ani found) > welcome > choose_language [2] > chinese > main_menu [2] > support "
                          "> busy_check > to_agent")
     assert lines[-1] == "outcome: queue -> hand-off to queue support (skills technical, priority 50, language zh)"
+
+
+def test_flows_test_checks_the_pin_and_can_play_a_trusted_route(tmp_path):
+    """Billing: the PIN the script keys is checked by the customer file and printed masked; with
+    --trusted-callerid the balance is said without it, with a wrong PIN it is never said."""
+    customers = tmp_path / "customers.yaml"
+    customers.write_text('- {id: C1, ani: "5551001", balance: "9.99", arrears: "0", secret: "2580"}\n')
+    args = ("--flows-dir", str(SHIPPED), "test", "4000", "--ani", "5551001", "--at", "2026-03-02T10:00",
+            "--customer-db", str(customers))
+    verified = run(*args, "--digits", "1,1,2580,")
+    assert verified.exit_code == 0, verified.output
+    assert "      caller: '****'" in verified.output and "2580" not in verified.output
+    assert "      verify the secret of customer C1 (4 keys)" in verified.output
+    assert "currency 9.99" in verified.output and "verify_caller [****]" in verified.output
+    wrong = run(*args, "--digits", "1,1,1111,2222,3333")
+    assert "currency" not in wrong.output and "not_verified > billing_agent > to_agent" in wrong.output
+    trusted = run(*args, "--digits", "1,1,", "--trusted-callerid")
+    assert "currency 9.99" in trusted.output and "verify_caller" not in trusted.output
 
 
 def test_flows_test_after_hours_and_a_hang_up():
@@ -136,6 +154,8 @@ def test_graph_without_graphviz_writes_dot_and_says_so(tmp_path, monkeypatch):
     assert '"main_menu" -> "billing" [label="1"];' in dot
     assert '"main_menu" -> "__fallback" [label="max tries", style=dashed];' in dot
     assert '"busy_check" -> "offer_callback" [label="waiting(\\"support\\") >= 10"];' in dot
+    assert '"verify_caller" -> "say_balance" [label="next"];' in dot
+    assert '"verify_caller" -> "billing_agent" [label="locked"];' in dot
 
 
 def test_graph_through_the_dot_program(tmp_path):

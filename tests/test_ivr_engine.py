@@ -412,3 +412,139 @@ def test_resume_after_the_end_is_an_error():
     state, _ = begin(f)
     with pytest.raises(EngineError, match="finished"):
         resume(state, "1", NOW)
+
+
+VERIFY = """\
+    a:
+      type: verify
+      prompt: custom/pin
+      invalid_prompt: custom/wrong
+      timeout_prompt: beep
+      locked_prompt: custom/locked
+      next: ok
+      fallback: agent
+      locked: locked_out
+    ok: {type: hangup}
+    agent: {type: queue, queue: support}
+    locked_out: {type: queue, queue: billing}
+    """
+
+
+def at_verify(ani: str = "5551001", customer=None, text: str = VERIFY):
+    f = flow(text)
+    state, out = begin(f, ani=ani, customer={"id": "C1"} if customer is None else customer)
+    return state, out
+
+
+def node_events(state, node: str = "a") -> list[tuple[str, str]]:
+    return [(e.event, e.value) for e in state.path if e.node == node]
+
+
+def test_verify_asks_for_the_secret_and_lets_the_crm_check_it():
+    """The keyed digits go to the CRM with the customer's id (the IVR never holds the secret); the path keeps only
+    their length; verified goes to next and sets caller.verified."""
+    state, out = at_verify()
+    assert out == [cmd.GetDigits(("custom/pin",), 5000, 4)] and state.variables["caller.verified"] is False
+    state, out = resume(state, "1234", NOW)
+    assert out == [cmd.VerifySecret("C1", "1234")] and "1234" not in repr(out)
+    assert "1234" not in repr(state.variables) and "1234" not in repr(state.path)
+    done, out = resume(state, cmd.VERIFIED, NOW)
+    assert out == [cmd.Hangup(), cmd.Finished("done")]
+    assert done.variables["caller.verified"] is True
+    assert node_events(done) == [("enter", "verify"), ("digits", "****"), ("verify", "verified")]
+
+
+def test_a_wrong_secret_is_asked_again_then_the_tries_run_out_to_the_fallback():
+    """wrong: the invalid prompt and the question again; after max_tries (3) the fallback node, not verified."""
+    state, _ = at_verify()
+    for _ in range(2):
+        state, out = resume(state, "0000", NOW)
+        state, out = resume(state, cmd.WRONG, NOW)
+        assert out == [cmd.Play("custom/wrong"), cmd.GetDigits(("custom/pin",), 5000, 4)]
+    state, _ = resume(state, "0000", NOW)
+    state, out = resume(state, cmd.WRONG, NOW)
+    assert out[-2:] == [cmd.HandOff("support", (), 0, "en"), cmd.Finished("queue")]
+    assert state.variables["caller.verified"] is False
+    assert node_events(state)[-2:] == [("verify", "wrong"), ("max-tries", "3")]
+
+
+def test_timeouts_and_keys_that_cannot_be_the_secret_are_retried_without_asking_the_crm():
+    """Silence plays the timeout prompt; too few keys or a * are invalid (masked) and never reach the CRM."""
+    state, _ = at_verify()
+    state, out = resume(state, "", NOW)
+    assert out == [cmd.Play("beep"), cmd.GetDigits(("custom/pin",), 5000, 4)]
+    state, out = resume(state, "12", NOW)
+    assert out == [cmd.Play("custom/wrong"), cmd.GetDigits(("custom/pin",), 5000, 4)]
+    state, out = resume(state, "12*4", NOW)
+    assert state.handoff.queue == "support" and not any(isinstance(c, cmd.VerifySecret) for c in out)
+    assert node_events(state)[1:] == [("timeout", ""), ("invalid", "**"), ("invalid", "****"), ("max-tries", "3")]
+
+
+def test_a_locked_out_customer_hears_why_and_goes_to_the_locked_node():
+    state, _ = at_verify()
+    state, _ = resume(state, "1234", NOW)
+    state, out = resume(state, cmd.LOCKED, NOW)
+    assert out[0] == cmd.Play("custom/locked") and state.handoff.queue == "billing"
+    assert node_events(state)[-1] == ("verify", "locked")
+
+
+@pytest.mark.parametrize(("answer", "event"), [(cmd.NO_SECRET, "no secret"), (None, "CRM unavailable"),
+                                                ("garbage", "CRM unavailable")])
+def test_no_secret_on_file_or_no_answer_from_the_crm_goes_to_the_fallback(answer, event):
+    state, _ = at_verify()
+    state, _ = resume(state, "1234", NOW)
+    state, out = resume(state, answer, NOW)
+    assert state.handoff.queue == "support" and node_events(state)[-1] == ("verify", event)
+
+
+def test_without_an_identified_customer_there_is_nothing_to_verify():
+    """An unknown or withheld caller is not asked: straight to the fallback."""
+    state, out = at_verify(customer=None, ani="")
+    assert state.handoff.queue == "support" and node_events(state)[-1] == ("verify", "no customer")
+    f = flow(VERIFY)
+    state, out = begin(f, ani="5559999", customer=None)
+    assert state.handoff.queue == "support" and not any(isinstance(c, cmd.GetDigits) for c in out)
+
+
+def test_without_fallback_and_locked_nodes_the_dialplan_fallback_takes_the_caller():
+    text = VERIFY.replace("      fallback: agent\n      locked: locked_out\n", "")
+    text = text.replace("    agent: {type: queue, queue: support}\n    locked_out: {type: queue, queue: billing}\n", "")
+    state, _ = at_verify(text=text)
+    state, _ = resume(state, "1234", NOW)
+    state, out = resume(state, cmd.LOCKED, NOW)
+    assert out[-1] == cmd.Finished("fallback", "f:a: the customer is locked out of self-service")
+
+
+def test_a_caller_verified_once_passes_again_until_another_customer_is_looked_up():
+    """A second verify node for the same customer does not ask again; after a lookup finds someone else it does."""
+    f = flow("""\
+        a: {type: verify, prompt: beep, next: b, fallback: x}
+        b: {type: verify, prompt: beep, next: c, fallback: x}
+        c: {type: lookup, by: account, key: '"10000008"', found: d, not_found: x}
+        d: {type: verify, prompt: beep, next: x, fallback: x}
+        x: {type: hangup}
+        """)
+    state, _ = begin(f, ani="5551001", customer={"id": "C1"})
+    state, _ = resume(state, "1234", NOW)
+    state, out = resume(state, cmd.VERIFIED, NOW)
+    assert out == [cmd.Lookup("account", "10000008")] and node_events(state, "b")[-1] == ("verify", "already verified")
+    state, out = resume(state, {"id": "C2"}, NOW)
+    assert out == [cmd.GetDigits(("beep",), 5000, 4)] and state.variables["caller.verified"] is False
+
+
+def test_the_route_says_whether_the_caller_id_is_trusted():
+    """route.trusted_callerid is the route's flag (false unless the context says so), for flows to branch on."""
+    f = flow("""\
+        a:
+          type: condition
+          branches: [{if: customer.found and route.trusted_callerid, next: t}]
+          else: u
+        t: {type: hangup}
+        u: {type: hangup}
+        """)
+    trusted = CallContext("call-1", "5551001", "4000", {"f": f}, {}, (), trusted_callerid=True)
+    state, _ = start(f, trusted, NOW)
+    state, _ = resume(state, {"id": "C1"}, NOW)
+    assert state.visited() == ["a", "t"] and state.variables["route.trusted_callerid"] is True
+    state, _ = begin(f, ani="5551001", customer={"id": "C1"})
+    assert state.visited() == ["a", "u"] and state.variables["route.trusted_callerid"] is False

@@ -52,10 +52,26 @@ def test_example_case(flow_set, tmp_path, path, index, name):
 
 
 def test_billing_reads_balance_and_arrears_from_the_crm(flow_set):
-    """Menu 1 speaks what the CRM says about the caller."""
-    crm = InMemoryCustomers([{"id": "C1", "ani": "5551001", "balance": "1234.05", "arrears": "99.90"}])
-    result = run_call(flow_set, "hotline", ani="5551001", digits=["1", "1", ""], at=MONDAY_10, customers=crm)
+    """Menu 1 speaks what the CRM says about the caller, once the CRM verified the PIN they keyed."""
+    crm = InMemoryCustomers([{"id": "C1", "ani": "5551001", "balance": "1234.05", "arrears": "99.90",
+                              "secret": "1234"}])
+    result = run_call(flow_set, "hotline", ani="5551001", digits=["1", "1", "1234", ""], at=MONDAY_10,
+                      customers=crm)
     assert [s for s in result.said if s.startswith("currency")] == ["currency 1234.05", "currency 99.90"]
+
+
+@pytest.mark.parametrize("digits", [["1", "1", ""], ["1", "1", "9999", "9999", "9999"], ["1", "1", "1234"]])
+def test_a_forged_caller_id_hears_no_account_data_on_an_untrusted_route(flow_set, digits):
+    """Caller ID alone (no PIN, wrong PINs, or a customer without a PIN on file) never reaches the balance or
+    the arrears; the same number on a route that vouches for caller ID does."""
+    crm = InMemoryCustomers([{"id": "C1", "ani": "5551001", "balance": "1234.05", "arrears": "99.90",
+                              "secret": "2468" if digits[-1] != "1234" else None}])
+    result = run_call(flow_set, "4000", ani="5551001", digits=digits, at=MONDAY_10, customers=crm)
+    assert not any(s.startswith(("currency", "custom/cc-your-")) for s in result.said)
+    assert "say_balance" not in result.path
+    trusted = run_call(flow_set, "4000", ani="5551001", digits=["1", "1", ""], at=MONDAY_10, customers=crm,
+                       trusted_callerid=True)
+    assert "currency 1234.05" in trusted.said
 
 
 def test_vip_priority_comes_from_the_customer_tier(flow_set):

@@ -39,7 +39,7 @@ MONDAY_10_SHANGHAI = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc).timestamp()
 DEAD = "511 Command Not Permitted on a dead channel or intercept routine"
 CUSTOMERS = [
     {"id": "C1001", "ani": "5551001", "account": "10000008", "name": "Jane Doe", "tier": "standard",
-     "balance": "120.50", "arrears": "15.00", "language": "en"},
+     "balance": "120.50", "arrears": "15.00", "language": "en", "secret": "1234"},
     {"id": "C2001", "ani": "5552001", "name": "Li Wei", "tier": "vip", "language": "zh"},
 ]
 HANGUP = object()
@@ -223,12 +223,14 @@ def test_vip_caller_goes_straight_to_the_vip_queue_with_top_priority():
 
 @pytest.mark.parametrize("chunk", [0, 1, 7])
 def test_billing_self_service_speaks_balance_and_arrears(chunk):
-    """Known caller, English, billing: amounts said with SAY NUMBER and the unit prompts, then goodbye."""
-    call = Call(AsteriskSide(["1", "1", ""]), chunk=chunk).start()
+    """Known caller, English, billing, the PIN (GET DATA of 4 keys, checked by the CRM port): amounts said with
+    SAY NUMBER and the unit prompts, then goodbye.  The record keeps only the PIN's length."""
+    call = Call(AsteriskSide(["1", "1", "1234", ""]), chunk=chunk).start()
     assert call.asterisk.said() == [
         'STREAM FILE "custom/cc-welcome" ""',
         'GET DATA "custom/cc-language-menu" 4000 1',
         'GET DATA "custom/cc-main-menu" 5000 1',
+        'GET DATA "custom/cc-enter-pin" 5000 4',
         'STREAM FILE "custom/cc-your-balance" ""',
         'SAY NUMBER "120" ""', 'STREAM FILE "custom/cc-currency-unit" ""',
         'SAY NUMBER "50" ""', 'STREAM FILE "custom/cc-currency-cents" ""',
@@ -239,15 +241,18 @@ def test_billing_self_service_speaks_balance_and_arrears(chunk):
     ]
     assert call.asterisk.commands[-2:] == ['SET VARIABLE CC_RESULT "done"', "HANGUP"]
     assert call.record.outcome == "done"
-    digits = [(e.node, e.event, e.value) for e in call.record.path if e.event in ("digits", "timeout")]
+    digits = [(e.node, e.event, e.value) for e in call.record.path if e.event in ("digits", "timeout", "verify")]
     assert digits == [("choose_language", "digits", "1"), ("main_menu", "digits", "1"),
+                      ("verify_caller", "digits", "****"), ("verify_caller", "verify", "verified"),
                       ("billing_done", "timeout", "")]
+    assert "1234" not in repr(call.record.path)
 
 
 def test_unknown_caller_enters_an_account_and_reaches_billing():
-    """collect over GET DATA with max digits; the entered account is looked up in the CRM."""
-    call = Call(AsteriskSide(["1", "1", "10000008", "0"])).start(ani="5559999")
+    """collect over GET DATA with max digits; the entered account is looked up in the CRM, then its PIN asked."""
+    call = Call(AsteriskSide(["1", "1", "10000008", "1234", "0"])).start(ani="5559999")
     assert 'GET DATA "custom/cc-enter-account" 5000 8' in call.asterisk.commands
+    assert 'STREAM FILE "custom/cc-your-balance" ""' in call.asterisk.commands
     assert call.variables["CC_QUEUE"] == "billing" and call.variables["CC_RESULT"] == "queue"
 
 
@@ -304,7 +309,7 @@ def test_a_menu_whose_prompt_is_missing_still_routes_by_the_keys_pressed():
 
 def test_a_collect_whose_prompt_is_missing_reads_every_key_with_wait_for_digit():
     """An 8-digit account keyed on WAIT FOR DIGIT one key at a time, then routed to billing."""
-    asterisk = AsteriskSide(["1", "1", "10000008", "0"], missing={"custom/cc-enter-account"})
+    asterisk = AsteriskSide(["1", "1", "10000008", "1234", "0"], missing={"custom/cc-enter-account"})
     call = Call(asterisk).start(ani="5559999")
     assert asterisk.commands.count("WAIT FOR DIGIT 5000") == 8
     assert call.variables["CC_QUEUE"] == "billing" and call.variables["CC_RESULT"] == "queue"
@@ -505,6 +510,66 @@ def test_a_number_without_route_goes_to_the_fallback_queue(tmp_path):
     call = Call(AsteriskSide(), flows=flows).start(dnis="4999")
     assert call.asterisk.commands == ["GET VARIABLE CHANNEL(linkedid)", 'SET VARIABLE CC_RESULT "fallback"']
     assert call.record.outcome == "fallback" and "4999" in call.record.detail
+
+
+def test_a_route_that_vouches_for_caller_id_skips_the_pin(tmp_path):
+    """routes.yaml trusted_callerid: true on 4000: the handler gives the flow route.trusted_callerid, and the
+    hotline says the balance of the customer found by the number without asking for the PIN."""
+    flows = load_flowset(flow_dir_with(tmp_path, "start: h\nnodes:\n  h: {type: hangup}\n", (
+        '"4000": {flow: hotline, calendar: hotline, closed: after_hours,',
+        '"4000": {flow: hotline, calendar: hotline, closed: after_hours, trusted_callerid: true,')))[0]
+    asterisk = AsteriskSide(["1", "1", ""])
+    call = Call(asterisk, flows=flows).start()
+    assert not any("cc-enter-pin" in c for c in asterisk.commands)
+    assert 'STREAM FILE "custom/cc-your-balance" ""' in asterisk.commands and call.record.outcome == "done"
+    untrusted = Call(AsteriskSide(["1", "1", ""]), flows=flows).start(dnis="4001")  # the VIP line sends to hotline
+    assert 'GET DATA "custom/cc-enter-pin" 5000 4' in untrusted.asterisk.commands
+
+
+class VerifyingCrm(InMemoryCustomers):
+    """Answers the PIN check through a Deferred: later, never, or with an error."""
+
+    def __init__(self, clock, behaviour: str) -> None:
+        super().__init__(CUSTOMERS)
+        self.clock, self.behaviour = clock, behaviour
+        self.asked: list[dict] = []
+
+    def verify_secret(self, **kwargs):
+        self.asked.append(kwargs)
+        if self.behaviour == "never":
+            return defer.Deferred()
+        if self.behaviour == "error":
+            return defer.fail(RuntimeError("database is locked"))
+        return task.deferLater(self.clock, 0.5, super().verify_secret, **kwargs)
+
+
+def test_the_pin_goes_to_the_crm_port_with_the_call_and_customer_and_is_never_logged(caplog):
+    crm_clock_call = Call(AsteriskSide(["1", "1", "1234", ""]))
+    crm = VerifyingCrm(crm_clock_call.clock, "later")
+    crm_clock_call.handler._customers = crm
+    with caplog.at_level(logging.DEBUG):
+        crm_clock_call.start()
+        crm_clock_call.clock.advance(0.5)
+        crm_clock_call.pump()
+    assert crm.asked == [{"call_id": "1795535416.0", "customer_id": "C1001", "secret": "1234"}]
+    assert crm_clock_call.record.outcome == "done"
+    assert "1234" not in caplog.text
+
+
+@pytest.mark.parametrize("behaviour", ["never", "error"])
+def test_a_crm_that_cannot_check_the_pin_sends_the_caller_to_an_agent_without_account_data(behaviour, caplog):
+    """The port times out (3 s) or fails: not verified, the caller hears so and reaches a billing agent."""
+    call = Call(AsteriskSide(["1", "1", "1234"]))
+    call.handler._customers = VerifyingCrm(call.clock, behaviour)
+    with caplog.at_level(logging.DEBUG):
+        call.start()
+        call.clock.advance(3.0)
+        call.pump()
+    assert call.variables["CC_QUEUE"] == "billing"
+    assert not any("cc-your-balance" in c for c in call.asterisk.commands)
+    assert 'STREAM FILE "custom/cc-not-verified" ""' in call.asterisk.commands
+    assert ("verify_caller", "verify", "CRM unavailable") in [(e.node, e.event, e.value) for e in call.record.path]
+    assert "caller verification failed" in caplog.text and "1234" not in caplog.text
 
 
 def test_after_hours_the_hotline_answers_with_the_closed_flow():

@@ -97,7 +97,7 @@ def test_an_invalid_edit_is_refused_and_the_old_set_keeps_answering(flows_dir):
     result = registry.reload()
     assert not result.ok
     assert [(Path(e.file).name, e.line, e.column, e.message.split(";")[0]) for e in result.errors] == [
-        ("hotline.yaml", 68, 20, "unknown variable 'acount' (did you mean 'account'?)"),
+        ("hotline.yaml", 73, 20, "unknown variable 'acount' (did you mean 'account'?)"),
         ("vip.yaml", 37, 11, "unknown node type 'queu' (did you mean 'queue'?)"),
     ]
     assert registry.current is old

@@ -258,3 +258,56 @@ def test_example_flows_are_valid_and_reference_the_published_schema():
     assert set(flow_set.flows) == {"hotline", "vip", "after_hours"}
     for name in flow_set.flows:
         assert (FLOWS / f"{name}.yaml").read_text().startswith("# yaml-language-server: $schema=../schema.json")
+
+
+def test_verify_node_errors_are_reported_where_they_are(tmp_path):
+    """A verify node's prompts, lengths, targets and fields are checked like any other node's, at file:line:col."""
+    flow = edit("  vip:\n    type: queue\n    queue: vip", textwrap.indent(textwrap.dedent("""\
+        vip:
+          type: verify
+          prompt: custom/pin
+          min_length: 6
+          max_length: 5
+          locked_prompt: custom/locked
+          next: ned
+          locked: bey
+          fallback: bye
+        ok:
+          type: queue
+          queue: vip"""), "  "))
+    manifest = tmp_path / "prompts.yaml"
+    assert errors_of(tmp_path, flow) == [
+        (22, 13, f"missing prompt file 'custom/pin': not in {manifest} (did you mean 'custom/menu'?)"),
+        (23, 17, "min_length 6 is more than max_length 5"),
+        (25, 20, f"missing prompt file 'custom/locked': not in {manifest} (did you mean 'custom/menu'?)"),
+        (26, 11, "dangling next: no node 'ned' in this flow (did you mean 'end'?)"),
+        (27, 13, "dangling locked: no node 'bey' in this flow (did you mean 'bye'?)"),
+        (29, 3, "unreachable node 'ok': no path leads here from the start node 'welcome'"),
+    ]
+    wrong = edit("  vip:\n    type: queue\n    queue: vip",
+                 "  vip:\n    type: verify\n    prompt: beep\n    lock: bye\n    max_length: 13\n    next: bye")
+    assert errors_of(tmp_path, wrong) == [
+        (23, 5, "unknown field 'lock' (did you mean 'locked'?)"),
+        (24, 17, "max_length: 13 is greater than the maximum of 12"),
+    ]
+
+
+def test_route_and_caller_variables_can_be_read_but_not_set(tmp_path):
+    """route.trusted_callerid and caller.verified are facts of the call: flows read them and cannot set them."""
+    flow = edit('      - if: customer.tier == "vip" and open("office")',
+                '      - if: route.trusted_callerid and not caller.verified')
+    assert load_flowset(flows_dir(tmp_path, flow))[1] == []
+    flow = edit("  end:\n    type: hangup", "  end:\n    type: set\n    vars: {caller.verified: true}\n    next: end")
+    assert (29, 12, "variable 'caller.verified' is read-only") in errors_of(tmp_path, flow)
+
+
+def test_routes_say_whether_their_caller_id_is_trusted():
+    """trusted_callerid is a boolean, false unless a route says so."""
+    routes, errors = load_routes_text(ROUTES.replace("{flow: main}", "{flow: main, trusted_callerid: true}")
+                                      + "default: {flow: main}\n", "routes.yaml")
+    assert errors == []
+    assert routes.routes["4000"].trusted_callerid is True and routes.default.trusted_callerid is False
+    _, errors = load_routes_text(ROUTES.replace("{flow: main}", '{flow: main, trusted_callerid: "yes"}'),
+                                 "routes.yaml")
+    assert [(e.line, e.column, e.message) for e in errors] == [
+        (6, 42, "trusted_callerid: 'yes' is not of type 'boolean'")]

@@ -7,6 +7,8 @@ FastAGI server.  For one call it:
 2. reads ANI and DNIS from the AGI environment (sanitised) and the call id
    (the channel's linkedid);
 3. picks the flow from the routes at the current time (business hours);
+   the route says whether its trunk's caller ID can be trusted
+   (``route.trusted_callerid`` in the flows);
 4. runs the engine: the ANI lookup first, then the flow's nodes, each engine
    command executed as AGI commands (:class:`~callcenter.ivr.agi.AgiChannel`)
    or through a port (CRM, queue figures), with a timeout on each port call;
@@ -75,7 +77,7 @@ class IvrHandler:
         flow = flow_set.flows[decision.flow]
         logger.info("call %s: flow %s (version %d) for DNIS %s%s, caller %s", call.call_id, flow.name, flow.version,
                     call.dnis, {True: " (open)", False: " (closed)", None: ""}[decision.open], call.ani or "withheld")
-        await call.run(flow_set, flow)
+        await call.run(flow_set, flow, decision.route.trusted_callerid)
 
     # -- ports --------------------------------------------------------------------
 
@@ -111,6 +113,9 @@ class IvrHandler:
             return await self.ask(call.call_id, "callback request", self._customers.record_callback,
                                   call_id=call.call_id, customer_id=request.customer_id, number=request.number,
                                   flow=request.flow, queue=request.queue, key=request.key)
+        if isinstance(request, cmd.VerifySecret):  # the answer only: the secret is never logged
+            return await self.ask(call.call_id, "caller verification", self._customers.verify_secret,
+                                  call_id=call.call_id, customer_id=request.customer_id, secret=request.secret)
         raise TypeError(f"unknown engine request {request!r}")
 
 
@@ -123,9 +128,10 @@ class _Call:
         self.state: CallState | None = None
         self.outcome, self.detail = "", ""
 
-    async def run(self, flow_set: FlowSet, flow: Any) -> None:
+    async def run(self, flow_set: FlowSet, flow: Any, trusted_callerid: bool = False) -> None:
         try:
-            state, commands = engine.start(flow, flow_set.context(self.call_id, self.ani, self.dnis), self.handler.now())
+            context = flow_set.context(self.call_id, self.ani, self.dnis, trusted_callerid=trusted_callerid)
+            state, commands = engine.start(flow, context, self.handler.now())
             self.state = state
             while True:
                 result = await self.execute(commands)
