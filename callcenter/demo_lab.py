@@ -31,8 +31,11 @@ CUSTOMERS = [
     ("+15551234567", "Jane Doe", "normal", "en", "120.50", "15.00"),
     ("+447700900123", "Zoë Müller", "key_account", "en", "0.00", "0.00"),
 ]
-#: IVR key scripts: English then an agent; billing self-service; Chinese complaints; nothing (timeouts).
-SCRIPTS = [["1", "0"], ["1", "1", "1"], ["2", "3"], ["1", "2"], []]
+#: Every demo customer's self-service PIN (the hotline asks for it before it reads out account data).
+DEMO_PIN = "1234"
+#: IVR key scripts: English then an agent; billing self-service (PIN, then hear it again); Chinese
+#: complaints; support; nothing (timeouts).
+SCRIPTS = [["1", "0"], ["1", "1", DEMO_PIN, "1"], ["2", "3"], ["1", "2"], []]
 ALWAYS_OPEN = """\
 # The demo's routes: open around the clock, so that every demo call meets the IVR and an agent.
 timezone: Asia/Shanghai
@@ -60,8 +63,8 @@ def seed_customers(url: str, region: str) -> None:
         for n, (number, name, tier, language, balance, arrears) in enumerate(CUSTOMERS):
             if thd_lookup_by_ani(engine, number, region):
                 continue
-            cid = thd_create_customer(engine, NewCustomer(name, tier=tier, language=language, phones=(number,)),
-                                      region)
+            cid = thd_create_customer(engine, NewCustomer(name, tier=tier, language=language, phones=(number,),
+                                                          secret=DEMO_PIN), region)
             thd_add_account(engine, cid, NewAccount(f"8800{n:04d}", balance=Decimal(balance),
                                                     arrears=Decimal(arrears)))
     finally:

@@ -205,7 +205,8 @@ def test_flows_commands_are_part_of_the_tool():
 
 
 def test_flows_test_reads_a_real_crm_without_writing(tmp_path):
-    """flows test --customer-db URL looks the caller up in a CRM database and speaks their balance."""
+    """flows test --customer-db URL looks the caller up in a CRM database, checks the PIN there and speaks
+    the balance."""
     from decimal import Decimal
 
     from crm_core.customers import NewAccount, NewCustomer, thd_add_account, thd_create_customer
@@ -215,11 +216,12 @@ def test_flows_test_reads_a_real_crm_without_writing(tmp_path):
     url = f"sqlite:///{tmp_path / 'crm.db'}"
     engine = make_engine(url)
     thd_upgrade(engine)
-    cid = thd_create_customer(engine, NewCustomer("Jane Doe", language="en", phones=("+15551234567",)), "CN")
+    cid = thd_create_customer(engine, NewCustomer("Jane Doe", language="en", phones=("+15551234567",),
+                                                  secret="1234"), "CN")
     thd_add_account(engine, cid, NewAccount("10000008", balance=Decimal("120.50"), arrears=Decimal("15.00")))
     engine.dispose()
     result = CliRunner().invoke(cli, ["flows", "--flows-dir", copy_flows(tmp_path), "test", "hotline",
-                                      "--ani", "+15551234567", "--digits", "1,1", "--at", "2026-03-02T10:00:00+08:00",
+                                      "--ani", "+15551234567", "--digits", "1,1,1234", "--at", "2026-03-02T10:00:00+08:00",
                                       "--customer-db", url])
     assert result.exit_code == 0, result.output
     assert "currency 120.50" in result.output and "currency 15.00" in result.output

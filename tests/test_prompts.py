@@ -109,7 +109,7 @@ def test_every_shipped_custom_prompt_has_an_english_and_a_mandarin_text():
     assert set(offered_languages(flow_set.flows.values())) == {"en", "zh"}
     manifest, _ = load_manifest(SHIPPED / "prompts.yaml")
     custom = {name for name in manifest.names if name.startswith("custom/")}
-    assert set(manifest.rendered) == custom and len(custom) == 18
+    assert set(manifest.rendered) == custom and len(custom) == 22
     assert all(set(prompt.texts) == {"en", "zh"} for prompt in manifest.rendered.values())
     assert "beep" in manifest.names and "beep" not in manifest.rendered
 
@@ -237,10 +237,10 @@ def test_build_the_whole_shipped_set(tmp_path):
     elapsed = time.monotonic() - started
     assert result.exit_code == 0, result.output
     files = sorted(out.rglob("*.wav"))
-    assert len(files) == 36
+    assert len(files) == 44
     for path in files:
         assert wav_params(path)[:4] == (8000, 1, 16, "NONE") and seconds(path) > 0.2, path
-    assert elapsed < 30, f"rendering the 36 prompts took {elapsed:.1f} s"
+    assert elapsed < 30, f"rendering the 44 prompts took {elapsed:.1f} s"
 
 
 def test_build_without_espeak_ng_or_sox_exits_2_naming_the_debian_package(flows_dir, tmp_path):
@@ -405,6 +405,6 @@ def test_validate_sounds_dir_checks_the_shipped_flows_in_both_languages(tmp_path
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert len([line for line in lines if ": no en sound file" in line]) == len(
-        [line for line in lines if ": no zh sound file" in line]) == 25
+        [line for line in lines if ": no zh sound file" in line]) == 30
     assert any(line.startswith(f"{SHIPPED / 'hotline.yaml'}:17:13: no zh sound file for prompt 'custom/cc-welcome'")
                for line in lines)

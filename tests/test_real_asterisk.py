@@ -106,15 +106,16 @@ def record_of(daemon, linkedid, what="the contact record", timeout=15.0, ready=l
                  timeout, what)
 
 
-def seed_customer(daemon, name, phones=(), account_no=None, balance="0", arrears="0"):
-    """A customer in the daemon's CRM, written with the CRM's own code."""
+def seed_customer(daemon, name, phones=(), account_no=None, balance="0", arrears="0", secret="1234"):
+    """A customer in the daemon's CRM (with a self-service PIN), written with the CRM's own code."""
     from sqlalchemy import create_engine
 
     from crm_core.customers import NewAccount, NewCustomer, thd_add_account, thd_create_customer
 
     engine = create_engine(daemon.crm_url)
     try:
-        customer = thd_create_customer(engine, NewCustomer(name, language="en", phones=tuple(phones)), "CN")
+        customer = thd_create_customer(engine, NewCustomer(name, language="en", phones=tuple(phones), secret=secret),
+                                       "CN")
         if account_no:
             thd_add_account(engine, customer, NewAccount(account_no, balance=Decimal(balance),
                                                          arrears=Decimal(arrears)))
@@ -207,23 +208,34 @@ def test_a_caller_hears_the_menu_presses_1_then_0_and_reaches_a_sip_agent(lab, r
     assert record.hangup_cause is not None
 
 
-def test_a_known_caller_hears_balance_and_arrears_read_from_the_crm(lab, running):
-    """Billing self-service for a caller the CRM knows by number: SAY NUMBER of the balance, then 0 for an agent."""
+def said_on(lab, caller):
+    return [e.get("Command") for e in lab.agi_commands(caller.channel) if e.get("Command", "").startswith("SAY")]
+
+
+def test_a_known_caller_keys_the_pin_then_hears_balance_and_arrears_read_from_the_crm(lab, running):
+    """Billing for a caller the CRM knows by number, on an untrusted route: nothing is said before the PIN
+    (a wrong one first, then the right one); then SAY NUMBER of the amounts, and 0 for an agent."""
     customer = seed_customer(running, "Wang Fang", phones=("+8613911112222",), account_no="88000001",
                              balance="1234.56", arrears="78.90")
     only_6001_answers(lab)
     caller = lab.call("+8613911112222", "4000", "Wang Fang")
     to_main_menu(lab, caller)
     lab.press(caller, "1")
+    assert lab.wait_collecting(caller) == 'GET DATA "custom/cc-enter-pin" 5000 4'
+    lab.press(caller, "9999")
+    assert lab.wait_collecting(caller) == 'GET DATA "custom/cc-enter-pin" 5000 4'
+    assert said_on(lab, caller) == []                     # a wrong PIN hears no account data
+    lab.press(caller, "1234")
     lab.wait_collecting(caller)  # the billing-done menu, after the amounts
-    said = [e.get("Command") for e in lab.agi_commands(caller.channel) if e.get("Command", "").startswith("SAY")]
-    assert said == ['SAY NUMBER "1234" ""', 'SAY NUMBER "56" ""', 'SAY NUMBER "78" ""', 'SAY NUMBER "90" ""']
+    assert said_on(lab, caller) == ['SAY NUMBER "1234" ""', 'SAY NUMBER "56" ""', 'SAY NUMBER "78" ""',
+                                    'SAY NUMBER "90" ""']
     lab.press(caller, "0")
     record = talk_and_hang_up(lab, running, caller)
     assert_answered(lab, record, caller)
     assert record.customer_id == customer
-    assert digits_of(record) == ["1", "1", "0"]
-    assert {"hotline:say_balance", "hotline:say_arrears", "hotline:billing_done"} <= set(nodes_of(record))
+    assert digits_of(record) == ["1", "1", "****", "****", "0"]    # PINs never reach the contact log
+    assert in_order(nodes_of(record), ["hotline:verify_caller", "hotline:say_balance", "hotline:say_arrears",
+                                       "hotline:billing_done"]), record.ivr_path
 
 
 def test_an_unknown_caller_keys_an_account_number_which_is_looked_up(lab, running):
@@ -237,14 +249,15 @@ def test_an_unknown_caller_keys_an_account_number_which_is_looked_up(lab, runnin
     command = lab.wait_collecting(caller)
     assert "custom/cc-enter-account" in command or command.startswith("WAIT FOR DIGIT")
     lab.press(caller, "20240008")
+    assert "custom/cc-enter-pin" in lab.wait_collecting(caller)
+    lab.press(caller, "1234")
     lab.wait_collecting(caller)  # billing-done menu
-    said = [e.get("Command") for e in lab.agi_commands(caller.channel) if e.get("Command", "").startswith("SAY")]
-    assert said == ['SAY NUMBER "50" ""']
+    assert said_on(lab, caller) == ['SAY NUMBER "50" ""']
     caller.hangup()
     caller.wait_gone()
     record = record_of(running, caller.linkedid)
     assert record.customer_id == customer
-    assert digits_of(record) == ["1", "1", "20240008"]
+    assert digits_of(record) == ["1", "1", "20240008", "****"]
     billing = [n for n in nodes_of(record) if n in ("hotline:ask_account", "hotline:account_lookup",
                                                     "hotline:say_balance")]
     assert list(dict.fromkeys(billing)) == ["hotline:ask_account", "hotline:account_lookup", "hotline:say_balance"]
