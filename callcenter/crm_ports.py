@@ -101,10 +101,8 @@ class CrmCustomerPort:
         cid = _int(customer_id)
         if cid is None:
             return customers.NO_SECRET
-        store = self._store
-        # CrmStore runs every CRM call on its pool the same way; it has no verify method of its own yet.
         try:
-            return await store._pool.run(customers.thd_verify_secret, store._engine, cid, secret)
+            return await self._store.verify_secret(cid, secret)
         except NotFound:
             return customers.NO_SECRET
 

@@ -58,6 +58,10 @@ class CrmStore:
     def update_customer(self, customer_id: int, **changes: Any) -> "Deferred[None]":
         return self._pool.run(customers.thd_update_customer, self._engine, customer_id, **changes)
 
+    def verify_secret(self, customer_id: int, secret: str) -> "Deferred[str]":
+        """Check a caller's self-service secret and count a wrong one (``customers.thd_verify_secret``)."""
+        return self._pool.run(customers.thd_verify_secret, self._engine, customer_id, secret)
+
     def open_ticket(self, new: tickets.NewTicket) -> "Deferred[TicketSummary]":
         return self._pool.run(tickets.thd_open_ticket, self._engine, new)
 
