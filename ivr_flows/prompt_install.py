@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ivr_flows.prompt_render import sha256_of, target_of, wav_problem
+from ivr_flows.prompt_render import sha256_of, target_of, wav_problem, write_atomically
 from ivr_flows.prompts import CUSTOM_DIR, PromptManifest
 from ivr_flows.sounds import SoundsDir
 
@@ -159,12 +159,4 @@ def _write_record(path: Path, record: dict[str, str]) -> None:
             return
     except (OSError, UnicodeDecodeError):
         pass
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_atomically(path, text)

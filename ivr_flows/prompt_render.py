@@ -160,7 +160,7 @@ def _build_one(job: Job, tools: Tools, force: bool) -> Outcome:
         return Outcome(job, "unchanged")
     try:
         render(job, tools)
-        _write_atomically(_stamp_path(job.target), json.dumps(
+        write_atomically(_stamp_path(job.target), json.dumps(
             {"key": key, "sha256": sha256_of(job.target), "text": job.text}, ensure_ascii=False, indent=1) + "\n")
     except (RenderError, OSError) as exc:
         return Outcome(job, "failed", f"{job.target}: {exc}")
@@ -223,7 +223,7 @@ def _stamp_matches(target: Path, key: str) -> bool:
         return False
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
