@@ -83,11 +83,11 @@ def config_file(tmp_path, agi_port=None):
     return path
 
 
-def start_daemon(path):
+def start_daemon(path, cwd=ROOT):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("CALLCENTER_AMI_SECRET", None)
     return subprocess.Popen([sys.executable, "-m", "callcenter", "run", "--config", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd)
 
 
 def read_until(proc, needle, timeout):
@@ -232,10 +232,7 @@ def test_run_with_a_config_outside_the_repository_and_no_ivr_section(tmp_path):
     path = tmp_path / "cc.toml"
     path.write_text(f'[asterisk]\nami_secret = "s"\nami_port = {free_port()}\nagi_port = {free_port()}\n'
                     f'[crm]\nurl = "sqlite:///cc.db"\n[desktop]\nport = {free_port()}\n')
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("CALLCENTER_AMI_SECRET", None)
-    proc = subprocess.Popen([sys.executable, "-m", "callcenter", "run", "--config", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
+    proc = start_daemon(path, cwd=tmp_path)
     try:
         out = read_until(proc, "callcenter running", 30)
         assert f"IVR flows loaded from {Path(ivr_flows.__file__).resolve().parent / 'flows'}" in out
