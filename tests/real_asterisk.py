@@ -389,7 +389,8 @@ class Observer:
         for key, value in headers.items():
             for item in value if isinstance(value, list) else [value]:
                 lines.append(f"{key}: {item}")
-        self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8"))
+        # surrogateescape: a test may send bytes that are not UTF-8 (e.g. a Latin-1 caller name)
+        self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape"))
         return action_id
 
     def action(self, action: str, timeout: float = 10.0, **headers: str | list[str]) -> list[AMIMessage]:
