@@ -337,7 +337,9 @@ def test_ami_bridge_joins_two_channels_until_one_leaves():
     assert reply[0].headers == (("Response", "Success"), ("ActionID", "t"), ("Message", "Channels have been bridged"))
     assert [(m.name, m.get("Channel")) for m in reply[1:] if m.name != "VarSet"] == [
         ("BridgeCreate", None), ("MusicOnHoldStop", a.name), ("MusicOnHoldStop", b.name),
-        ("BridgeEnter", a.name), ("BridgeEnter", b.name)]
+        ("BridgeEnter", a.name), ("BridgeEnter", b.name),
+        ("NewConnectedLine", a.name), ("NewConnectedLine", b.name)]   # each now talks to the other's caller id
+    assert next(m for m in reply if m.name == "NewConnectedLine").get("ConnectedLineNum") == "5552102"
     sim.advance(40)   # longer than their music on hold would have lasted
     assert a.bridge is b.bridge is not None
     (status,) = [m for m in act(proto, transport, "Status", Channel=a.name, Variables="BRIDGEPEER")
@@ -574,6 +576,119 @@ def test_daemon_driven_acd_setvar_and_redirect_into_dial():
     assert got.index("MusicOnHoldStop") > got.index("Success")
     sim.advance(2)
     assert "DialEnd" in names(sim) and "BridgeEnter" in names(sim)
+
+
+# --- hold: dual Redirect, then AMI Bridge (tests/test_real_asterisk_hold.py) ---------------
+
+def _hold(proto, transport, caller, leg) -> list:
+    return act(proto, transport, "Redirect", Channel=caller.name, Context="cc-hold", Exten="s", Priority="1",
+               ExtraChannel=leg.name, ExtraContext="cc-agent-hold", ExtraExten="s", ExtraPriority="1")
+
+
+def _trail(sim, since: int, *chans) -> list[str]:
+    """Events about ``chans`` (by index) after event number ``since``, without VarSet."""
+    names = [c.name for c in chans]
+    out = []
+    for _, m in sim.events[since:]:
+        if m.is_event and m.get("Channel") in names and m.name != "VarSet":
+            where = f"({m.get('Context')},{m.get('Priority')},{m.get('Application')})" if m.name == "Newexten" else ""
+            out.append(f"{names.index(m.get('Channel'))}:{m.name}{where}")
+    return out
+
+
+def test_dual_redirect_of_a_dial_bridged_call_keeps_the_agent_leg_alive_in_cc_agent_hold():
+    """Hold of a Dial() call: nobody hangs up, the agent leg waits in cc-agent-hold, Bridge joins them again."""
+    sim, _, _ = make()
+    sim.agent("6001", ring=1, talk=120)
+    proto, transport = logged_in(sim)
+    caller = sim.call("5552502", "Hold Caller", dnis="4100", hold=90).line
+    sim.advance(1)
+    act(proto, transport, "Setvar", Channel=caller.name, Variable="CC_AGENT_IFACE", Value="Local/6001@sim-agents/n")
+    act(proto, transport, "Redirect", Channel=caller.name, Context="cc-connect", Exten="s", Priority="1")
+    sim.advance(3)
+    leg = caller.bridge.channels[0]
+    read(transport)
+    mark = len(sim.events)
+    assert _hold(proto, transport, caller, leg)[0].get("Message") == "Dual Redirect successful"
+    sim.advance(5)
+    assert not leg.hungup and not caller.hungup and leg.peer.task is not None and not leg.peer.hungup
+    assert (caller.context, caller.app, leg.context, leg.app) == ("cc-hold", "MusicOnHold", "cc-agent-hold", "Wait")
+    trail = _trail(sim, mark, caller, leg)
+    assert trail == ["0:Newexten(cc-hold,1,Dial)", "0:BridgeLeave", "0:Newexten(cc-hold,2,MusicOnHold)",
+                     "0:MusicOnHoldStart", "1:Newexten(cc-agent-hold,1,AppDial)", "1:BridgeLeave",
+                     "1:Newexten(cc-agent-hold,2,Wait)"]
+    assert caller.get_var("DIALSTATUS") == "ANSWER" and sim.errors == []
+    reply = act(proto, transport, "Bridge", Channel1=caller.name, Channel2=leg.name)
+    assert reply[0].get("Message") == "Channels have been bridged"
+    assert caller.bridge is leg.bridge is not None
+    mark = len(sim.events)
+    act(proto, transport, "Hangup", Channel=caller.name)
+    sim.advance(1)
+    assert "1:Newexten(cc-agent-hold,3,Hangup)" in _trail(sim, mark, caller, leg)
+    assert sim.engine.channels == {} and sim.errors == []
+
+
+def test_dual_redirect_of_a_queue_bridged_call_keeps_the_agent_leg_and_sends_no_agentcomplete():
+    """Hold of a Queue() call: Queue() returns without AgentComplete; it comes (Reason caller) when the caller
+    hangs up on hold, and the agent leg then still waits in cc-agent-hold, as on Asterisk 22.10.1."""
+    sim, _, _ = make()
+    sim.agent("6001", ring=1, talk=120)
+    sim.add_member("support", "6001", name="Agent 6001")
+    proto, transport = logged_in(sim)
+    call = sim.call("5551001", "Jane Doe", digits="1")
+    sim.advance(5)
+    caller = call.line
+    leg = caller.bridge.channels[0]
+    mark = len(sim.events)
+    _hold(proto, transport, caller, leg)
+    sim.advance(5)
+    assert not leg.hungup and not caller.hungup
+    assert (caller.context, caller.app, leg.context, leg.app) == ("cc-hold", "MusicOnHold", "cc-agent-hold", "Wait")
+    trail = _trail(sim, mark, caller, leg)
+    assert trail[0] == "0:Newexten(cc-hold,1,Queue)" and "1:Newexten(cc-agent-hold,1,AppQueue)" in trail
+    assert "AgentComplete" not in names(sim)[mark:] and not [n for n in trail if "Hangup" in n]
+    assert caller.get_var("QUEUENAME") == "support" and caller.get_var("DIALEDTIME")
+    call.hangup()
+    sim.advance(1)
+    complete = [m for _, m in sim.events[mark:] if m.name == "AgentComplete"]
+    assert [(m.get("Reason"), m.get("DestChannel")) for m in complete] == [("caller", leg.name)]
+    assert caller.hungup and not leg.hungup and leg.app == "Wait" and sim.errors == []
+
+
+def test_redirect_of_the_queue_agent_leg_alone_hangs_up_the_caller_with_agentcomplete_reason_caller():
+    """As Asterisk 22.10.1 did: the leg runs its target, Queue() ends, AgentComplete after SoftHangupRequest."""
+    sim, _, _ = make()
+    sim.agent("6001", ring=1, talk=120)
+    sim.add_member("support", "6001", name="Agent 6001")
+    proto, transport = logged_in(sim)
+    call = sim.call("5551001", "Jane Doe", digits="1")
+    sim.advance(5)
+    caller = call.line
+    leg = caller.bridge.channels[0]
+    mark = len(sim.events)
+    act(proto, transport, "Redirect", Channel=leg.name, Context="cc-agent-hold", Exten="s", Priority="1")
+    sim.advance(2)
+    trail = _trail(sim, mark, caller, leg)
+    assert trail.index("0:SoftHangupRequest") < trail.index("0:AgentComplete") < trail.index("0:Hangup")
+    assert "1:Newexten(cc-agent-hold,2,Wait)" in trail and not [n for n in trail if n.startswith("1:Hangup")]
+    assert next(m for _, m in sim.events[mark:] if m.name == "AgentComplete").get("Reason") == "caller"
+    assert caller.hungup and not leg.hungup and leg.app == "Wait" and sim.errors == []
+
+
+def test_hold_and_unhold_match_ami_hold_extrachannel_bridge():
+    """The recorded hold of a Dial() call: dual Redirect, 4 s later AMI Bridge, the agent hangs up."""
+    from tests.test_sim_vs_transcripts import Run, assert_same, raw, sequence_sends
+
+    recording = raw("more/ami_hold_extrachannel_bridge.txt")
+    run = Run(recording)
+    sends = sequence_sends("more/ami_hold_extrachannel_bridge.sequence.txt")
+    stream = run.replay_sends(sends, until=sends[-1][0] + 0.5)
+    # other threads of Asterisk: the bridge's (BridgeDestroy, the agent leg leaving it) and the
+    # Redirect's (the agent leg's BRIDGEPEER and first Newexten, before the caller's there)
+    assert_same(stream, recording, moved=["BridgeDestroy @bridge#0", "BridgeDestroy @bridge#1",
+                                          "BridgeLeave @Local/6001@sim-agents-#1;1",
+                                          "Newexten(AppDial) @Local/6001@sim-agents-#1;1",
+                                          "VarSet(BRIDGEPEER) @Local/6001@sim-agents-#1;1"])
 
 
 def test_utf8_caller_name_is_c_escaped_on_ami_but_raw_in_the_agi_environment():

@@ -406,9 +406,26 @@ def _ami_bridge(engine, first, second) -> None:
         engine.enter(bridge, chan)
     engine.set_var(first, "BRIDGEPEER", second.name)
     engine.set_var(second, "BRIDGEPEER", first.name)
+    for chan, other in ((first, second), (second, first)):
+        _exchange_connected_line(engine, chan, other)
     for chan in (first, second):
         chan.task = Task(engine.scheduler, _bridged(engine, chan, bridge), chan.name)
         chan.task.start()
+
+
+def _exchange_connected_line(engine, chan, other) -> None:
+    """The bridge tells ``chan`` who it talks to (NewConnectedLine when that changed).
+
+    On a Local ``;2`` the update reaches its ``;1`` as a caller id, published
+    only when ``;1`` goes (NewCallerid after its Hangup, more/ami_hold_extrachannel_bridge.txt).
+    """
+    if (chan.conn_num, chan.conn_name) == (other.cid_num, other.cid_name):
+        return
+    engine.set_connected(chan, other.cid_num, other.cid_name)
+    peer = chan.peer
+    if chan.half == 2 and peer is not None and not peer.hungup:
+        peer.cid_num, peer.cid_name = other.cid_num, other.cid_name
+        peer.callerid_on_hangup = True
 
 
 def _bridged(engine, chan, bridge):

@@ -56,6 +56,9 @@ class Channel:
     call: Any = None                   # scenario handle (CallHandle) for the caller legs
     dtmf_reader: Any = None            # callable(digit) while an app reads DTMF
     agi: Any = None                    # the AgiSession while AGI() runs
+    after_bridge: tuple[str, str, int] | None = None  # a Redirect waiting for this leg to leave its bridge
+    on_hangup_request: Any = None      # callable() when a soft hangup reaches the channel (Queue's AgentComplete)
+    callerid_on_hangup: bool = False   # a caller id change to publish after its Hangup (Local ;1)
 
     @property
     def tech(self) -> str:

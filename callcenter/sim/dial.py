@@ -15,6 +15,11 @@ Recorded outcomes (more/README.txt "Dial / DialEnd statuses seen"):
   caller's next Newexten carries the old application.  Likewise when the
   caller hangs up (AMI Hangup): it leaves the bridge and ends its dialplan,
   the agent leg goes after it (ami_actions.event_stream_during.txt).
+* Dual Redirect (hold: ExtraChannel = the agent leg, more/ami_hold_extrachannel_bridge.txt
+  and tests/test_real_asterisk_hold.py): nobody hangs up.  Both first
+  Newexten at the targets carry the old applications (Dial / AppDial), the
+  caller leaves (DIALSTATUS stays ANSWER, no DialEnd), then the agent leg
+  leaves and runs its own dialplan at its target.
 """
 
 from __future__ import annotations
@@ -105,7 +110,7 @@ def _talk(engine: Engine, chan: Channel, dial: Outgoing, leg: Channel):
     try:
         while True:
             item = yield from dial.next_event(None)
-            if item is not None and item[0] == "hangup":
+            if item is not None and item[0] in ("hangup", "redirect"):
                 break
     except HangupSignal:  # the caller hung up: it leaves first, the bridge then lets the agent go
         engine.set_var(chan, "BRIDGEPEER", "")
@@ -120,10 +125,13 @@ def _talk(engine: Engine, chan: Channel, dial: Outgoing, leg: Channel):
         engine.set_var(leg, "BRIDGEPEER", "")
         engine.leave(chan)
         engine.set_var(chan, "DIALSTATUS", "ANSWER")
-        engine.scheduler.soon(_transfer_away, engine, leg, bridge)
+        engine.scheduler.soon(_release, engine, leg, bridge)
         raise
     engine.clear_bridgepeers(bridge)
-    _drop_leg(engine, leg, 16)
+    if item[0] == "redirect":   # the agent leg alone was redirected: it goes on, the caller's Dial ends
+        engine.release_leg(leg)
+    else:
+        _drop_leg(engine, leg, 16)
     engine.leave(chan)
     engine.emit(ev.bridge_destroy(bridge))
     _end_times(engine, chan)
@@ -144,9 +152,9 @@ def _dissolve(engine: Engine, leg: Channel, bridge) -> None:
     engine.hangup(leg, 16)
 
 
-def _transfer_away(engine: Engine, leg: Channel, bridge) -> None:
-    """The bridge thread hangs up the agent leg the caller left behind."""
-    _drop_leg(engine, leg, 16)
+def _release(engine: Engine, leg: Channel, bridge) -> None:
+    """The bridge thread lets the agent leg the caller left behind go: to its Redirect target, else hung up."""
+    engine.release_leg(leg)
     engine.emit(ev.bridge_destroy(bridge))
 
 

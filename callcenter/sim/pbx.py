@@ -211,6 +211,9 @@ class Engine:
         """The end of __ast_pbx_run: APPUNLOAD soft hangup, then ast_hangup."""
         if not chan.hungup:
             self.emit(ev.soft_hangup_request(chan, 16))
+            hook, chan.on_hangup_request = chan.on_hangup_request, None
+            if hook is not None:
+                hook()
             self.hangup(chan)
 
     # --- hangups -------------------------------------------------------------
@@ -234,6 +237,8 @@ class Engine:
         if chan.task is not None and not chan.task.done and chan.task.waiting is not None:
             chan.task.interrupt(HangupSignal())
         self.emit(ev.hangup(chan))
+        if chan.callerid_on_hangup:
+            self.emit(ev.newcallerid(chan))
         self.channels.pop(chan.name, None)
         if chan.tech == "Local":
             self.emit(ev.device_state_change(local_device(chan), "NOT_INUSE"))
@@ -243,6 +248,9 @@ class Engine:
     def signal_hangup(self, chan: Channel) -> None:
         """A soft hangup reaching a channel: its thread, or the app that owns it, reacts next."""
         chan.soft_hangup = True
+        hook, chan.on_hangup_request = chan.on_hangup_request, None
+        if hook is not None:
+            hook()
         if chan.task is not None and not chan.task.done:
             chan.task.interrupt(HangupSignal())
         elif chan.owner is not None:
@@ -265,12 +273,36 @@ class Engine:
         self.newexten(chan)
 
     def redirect(self, chan: Channel, context: str, exten: str, priority: int) -> None:
-        """ast_async_goto: the running app stops and the dialplan resumes at the target."""
+        """ast_async_goto: the running app stops and the dialplan resumes at the target.
+
+        A dialled leg in its caller's bridge (the ``;1`` Dial() or Queue()
+        answered) has no dialplan of its own: it gets an after-bridge goto and
+        leaves when the bridge lets it go (tests/test_real_asterisk_hold.py).
+        """
         if chan.task is not None and not chan.task.done:
             chan.task.interrupt(RedirectSignal(context, exten, priority))
+        elif chan.bridge is not None and chan.owner is not None:
+            self.scheduler.soon(self._redirect_bridged_leg, chan, (context, exten, priority))
         else:
             self.goto(chan, context, exten, priority)
             self.run_dialplan(chan)
+
+    def _redirect_bridged_leg(self, leg: Channel, target: tuple[str, str, int]) -> None:
+        if leg.hungup or leg.bridge is None:
+            return
+        leg.after_bridge = target
+        self.early_goto(leg, target)
+        if len(leg.bridge.channels) > 1:   # its caller is still there: the app that bridged them reacts
+            self.scheduler.soon(leg.owner.leg_event, "redirect", leg)
+
+    def release_leg(self, leg: Channel) -> None:
+        """A dialled leg leaves the bridge its caller left: it runs its after-bridge goto, else it is hung up."""
+        self.leave(leg)
+        if leg.after_bridge is not None and not leg.hungup and not leg.soft_hangup:
+            leg.after_bridge, leg.owner = None, None
+            self.run_dialplan(leg)
+        else:
+            self.hangup(leg, 16)
 
     # --- DTMF ---------------------------------------------------------------
 
@@ -329,6 +361,7 @@ class Engine:
         return bridge
 
     def enter(self, bridge: Bridge, chan: Channel) -> None:
+        chan.on_hangup_request = None   # app_queue reports no AgentComplete for a caller bridged again
         bridge.channels.append(chan)
         chan.bridge = bridge
         self.emit(ev.bridge_enter(bridge, chan))

@@ -15,6 +15,12 @@ ami_actions.event_stream_during.txt):
   RingTime in seconds), a basic bridge; when the agent hangs up:
   AgentComplete (Reason agent), the QUEUE* variables twice, and Queue() does
   not return: the caller is hung up;
+* caller redirected out of the bridge: no AgentComplete (it comes, Reason
+  caller, only if the caller hangs up before it is bridged again); Queue()
+  returns; the agent leg is hung up, or runs its own Redirect target when a
+  dual Redirect (hold) moved it too.  The agent leg redirected alone runs its
+  target and Queue() ends as when the agent hangs up, but AgentComplete
+  (Reason caller) comes with the caller's hangup;
 * caller gone (hangup, or Redirect = QueueCallerAbandon, not a transfer):
   DialEnd CANCEL twice per ringing leg, ABANDONED=TRUE, QueueCallerAbandon,
   QueueCallerLeave.
@@ -162,18 +168,19 @@ class QueueCall(Outgoing):
         try:
             while True:
                 item = yield from self.next_event(None)
-                if item is not None and item[0] == "hangup" and item[1] is leg:
+                if item is not None and item[0] in ("hangup", "redirect") and item[1] is leg:
                     break
+            if item[0] == "redirect":
+                return self._leg_redirected(leg, member, bridge, hold, talk_start, answered_at, in_sl)
         except HangupSignal as exc:
             reason, signal = "caller", exc
         except RedirectSignal as exc:
-            reason, signal = "transfer", exc
+            self._redirected(leg, member, bridge, exc, hold, talk_start, answered_at, in_sl)
+            raise
         talk = int(engine.wall()) - talk_start
         engine.emit(ev.agent_event("AgentComplete", caller, leg, queue.name, member.interface, member.name,
                                    ("HoldTime", str(hold)), ("TalkTime", str(talk)), ("Reason", reason)))
         engine.clear_bridgepeers(bridge)
-        if isinstance(signal, RedirectSignal):
-            engine.early_goto(caller, signal.target)
         if reason == "agent" and not caller.hangupcause:  # the caller goes down with its bridge peer's cause
             caller.hangupcause = leg.hangupcause or 16
         first, second = (leg, caller) if reason == "agent" else (caller, leg)
@@ -198,6 +205,62 @@ class QueueCall(Outgoing):
         if signal is not None:
             raise signal
         return HANGUP
+
+    def _redirected(self, leg: Channel, member: Member, bridge, signal: RedirectSignal, hold: int,
+                    talk_start: int, answered_at: float, in_sl: bool) -> None:
+        """The caller was redirected out of the bridge (a hold, a blind transfer).
+
+        As Asterisk 22.10.1 did (tests/test_real_asterisk_hold.py): no
+        AgentComplete now; Queue() returns with its time and queue variables;
+        the bridge then lets the agent leg go, to its own Redirect target
+        (dual Redirect) or hung up.  AgentComplete (Reason caller) only comes
+        if the caller hangs up before anything bridges it again.
+        """
+        engine, caller, queue = self.engine, self.caller, self.queue
+        engine.clear_bridgepeers(bridge)
+        engine.early_goto(caller, signal.target)
+        engine.leave(caller)
+        _set_dialed(engine, caller)
+        engine.set_var(caller, "ANSWEREDTIME", str(int(engine.now() - answered_at)))
+        engine.set_var(caller, "ANSWEREDTIME_MS", str(int((engine.now() - answered_at) * 1000)))
+        self.queues.set_queue_variables(queue, caller)
+        member.in_call = False
+        engine.scheduler.soon(_release, engine, leg, bridge)
+        self._complete_when_caller_goes(leg, member, hold, talk_start, in_sl)
+
+    def _leg_redirected(self, leg: Channel, member: Member, bridge, hold: int, talk_start: int,
+                        answered_at: float, in_sl: bool) -> int:
+        """Only the agent leg was redirected: it runs its target; Queue() ends and the caller is hung up,
+        AgentComplete (Reason caller) coming with that hangup (Asterisk 22.10.1)."""
+        engine, caller, queue = self.engine, self.caller, self.queue
+        engine.clear_bridgepeers(bridge)
+        engine.release_leg(leg)
+        engine.leave(caller)
+        engine.emit(ev.bridge_destroy(bridge))
+        member.in_call = False
+        self.queues.set_queue_variables(queue, caller)
+        engine.set_var(caller, "ANSWEREDTIME", str(int(engine.now() - answered_at)))
+        engine.set_var(caller, "ANSWEREDTIME_MS", str(int((engine.now() - answered_at) * 1000)))
+        _set_dialed(engine, caller)
+        self.queues.set_queue_variables(queue, caller)
+        self._complete_when_caller_goes(leg, member, hold, talk_start, in_sl)
+        return HANGUP
+
+    def _complete_when_caller_goes(self, leg: Channel, member: Member, hold: int, talk_start: int,
+                                   in_sl: bool) -> None:
+        engine, caller, queue = self.engine, self.caller, self.queue
+
+        def complete() -> None:
+            talk = int(engine.wall()) - talk_start
+            engine.emit(ev.agent_event("AgentComplete", caller, leg, queue.name, member.interface, member.name,
+                                       ("HoldTime", str(hold)), ("TalkTime", str(talk)), ("Reason", "caller")))
+            member.calls += 1
+            member.last_call = int(engine.wall())
+            queue.completed += 1
+            queue.completed_in_sl += 1 if in_sl else 0
+            queue.add_talktime(talk)
+
+        caller.on_hangup_request = complete
 
     # --- the caller left ------------------------------------------------------
 
@@ -226,6 +289,12 @@ class QueueCall(Outgoing):
         self.queues.set_queue_variables(queue, caller)
         position = self.queues.leave(queue, entry)
         engine.set_var(caller, "QUEUEPOSITION", str(position))
+
+
+def _release(engine: Engine, leg: Channel, bridge) -> None:
+    """The bridge thread lets the agent leg the caller left go: to its Redirect target, else hung up."""
+    engine.release_leg(leg)
+    engine.emit(ev.bridge_destroy(bridge))
 
 
 def _set_dialed(engine: Engine, caller: Channel) -> None:
