@@ -20,7 +20,13 @@ What Asterisk 22.10.1 did (callcenter/sim/dial.py and queue_app.py copy it):
   (none after the AMI Bridge); a caller hanging up on hold leaves the agent
   leg waiting in ``[cc-agent-hold]``;
 * after the AMI Bridge each channel resumes at the priority after the one it
-  was in when the bridge ends.
+  was in when the bridge ends;
+* a Redirect of the caller alone hangs the agent leg up (the bridge does,
+  no SoftHangupRequest); of the agent leg alone ends the caller's Queue() as
+  if the agent had hung up, while the leg runs its target.
+
+Cross-thread orders that changed between runs (a leg's Newexten vs its
+BridgeLeave, MusicOnHoldStop vs BridgeEnter) are not asserted.
 """
 
 from __future__ import annotations
@@ -198,19 +204,21 @@ def test_redirect_of_the_queue_caller_alone_hangs_up_the_agent_leg(lab):
 
 def test_redirect_of_the_queue_agent_leg_alone_ends_the_callers_queue_call(lab):
     """Single Redirect of the agent leg: it runs cc-agent-hold; Queue() ends as when the agent hangs up (the
-    caller is hung up) but AgentComplete says Reason caller, after the caller's SoftHangupRequest."""
+    caller is hung up).  AgentComplete, when it comes, says Reason caller after the caller's SoftHangupRequest
+    (in one run of many it did not come at all: app_queue's bridge watcher raced the caller's hangup)."""
     caller, agent_leg = queued_call(lab, "+8613800000005")
     mark = lab.observer.mark()
     reply = lab.observer.action("Redirect", Channel=agent_leg, Context="cc-agent-hold", Exten="s", Priority="1")
     assert reply[0]["Message"] == "Redirect successful"
     caller.wait_gone()
-    complete = lab.observer.wait_event(lambda e: named(e, "AgentComplete", Channel=caller.channel), 10,
-                                       "AgentComplete", since=mark)
-    assert complete["Reason"] == "caller"
     lab.observer.wait_event(lambda e: named(e, "Newexten", Channel=agent_leg, Context="cc-agent-hold",
                                             Application="Wait"), 10, "the agent leg to wait", since=mark)
     got = sequence(lab, mark, (caller.channel, agent_leg))
-    assert got.index("0:SoftHangupRequest") < got.index("0:AgentComplete") < got.index("0:Hangup")
+    assert got.index("0:SoftHangupRequest") < got.index("0:Hangup")
+    complete = [e for e in events_since(lab, mark) if named(e, "AgentComplete", Channel=caller.channel)]
+    if complete:
+        assert complete[0]["Reason"] == "caller"
+        assert got.index("0:SoftHangupRequest") < got.index("0:AgentComplete") < got.index("0:Hangup")
     assert call_channels(lab, caller.linkedid)[agent_leg] == ("cc-agent-hold", "s", "Wait")
     lab.observer.action("Hangup", Channel=agent_leg)
     until(lambda: not call_channels(lab, caller.linkedid), 15, "every channel of the call to go")
