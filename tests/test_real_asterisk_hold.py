@@ -17,7 +17,8 @@ What Asterisk 22.10.1 did (callcenter/sim/dial.py and queue_app.py copy it):
   application (``Queue``/``Dial``, ``AppQueue``/``AppDial``);
 * no AgentComplete at the Redirect (alone or dual); one with ``Reason:
   caller`` comes when the caller hangs up before anything bridges it again
-  (none after the AMI Bridge); a caller hanging up on hold leaves the agent
+  (after the AMI Bridge most runs had none, one run had it: app_queue's
+  watcher races the hangup); a caller hanging up on hold leaves the agent
   leg waiting in ``[cc-agent-hold]``;
 * after the AMI Bridge each channel resumes at the priority after the one it
   was in when the bridge ends;
@@ -162,7 +163,9 @@ def test_queue_call_dual_redirect_holds_both_parties_and_bridge_joins_them_again
     got = sequence(lab, mark, (caller.channel, agent_leg))
     assert "1:Newexten(cc-agent-hold,3,Hangup)" in got      # the priority after Wait
     assert got.index("1:SoftHangupRequest") < got.index("1:Hangup")
-    assert not [e for e in events_since(lab, caller.mark) if e["Event"] == "AgentComplete"]
+    # at most one AgentComplete, Reason caller, at the hangup (most runs had none; app_queue's watcher races)
+    complete = [e for e in events_since(lab, caller.mark) if e["Event"] == "AgentComplete"]
+    assert [e["Reason"] for e in complete] in ([], ["caller"])
 
 
 def test_queue_call_caller_hanging_up_on_hold_leaves_the_agent_leg_waiting(lab):

@@ -361,7 +361,7 @@ class Engine:
         return bridge
 
     def enter(self, bridge: Bridge, chan: Channel) -> None:
-        chan.on_hangup_request = None   # app_queue reports no AgentComplete for a caller bridged again
+        chan.on_hangup_request = None   # app_queue mostly reports no AgentComplete for a caller bridged again
         bridge.channels.append(chan)
         chan.bridge = bridge
         self.emit(ev.bridge_enter(bridge, chan))
