@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,7 @@ from callcenter.asterisk.fastagi_session import (
     AGIPlaybackFailed,
     AGISession,
     AGITimeout,
+    Deadlines,
     FastAGIProtocol,
 )
 
@@ -1450,7 +1452,299 @@ async def test_end_to_end_over_tcp_and_nothing_left_listening(reactor):
     await port.stopListening()
     assert factory.active_sessions == 0
     ours = [c for c in reactor.getDelayedCalls()
-            if c.active() and isinstance(getattr(c.func, "__self__", None), (FastAGIProtocol, FastAGIServerFactory))]
+            if c.active() and isinstance(getattr(c.func, "__self__", None),
+                                         (FastAGIProtocol, FastAGIServerFactory, Deadlines))]
     assert ours == []
     with pytest.raises(error.ConnectionRefusedError):
         await connectProtocol(endpoint, Protocol())
+
+
+# ---------------------------------------------------------------------------
+# Timeouts on shared deadlines (one DelayedCall for every connection)
+
+
+def shared(n: int, clock: task.Clock | None = None, **options) -> tuple[task.Clock, Deadlines, list[Harness]]:
+    """``n`` connections whose timeouts share one Deadlines, each with its session started."""
+    clock = clock or task.Clock()
+    deadlines = Deadlines(clock)
+    harnesses = []
+    for _ in range(n):
+        h = Harness.__new__(Harness)
+        h.clock, h.sessions = clock, []
+        h.proto = FastAGIProtocol(clock, h.sessions.append, deadlines=deadlines, **options)
+        h.transport = HalfCloseTransport()
+        h.proto.makeConnection(h.transport)
+        harnesses.append(h)
+    return clock, deadlines, harnesses
+
+
+def test_silent_peer_times_out_on_time_while_other_calls_keep_moving_their_deadlines():
+    """The watchdog of a silent peer fires at exactly command_timeout, though the shared timer
+    is rescheduled by busy calls; the busy calls are not disturbed."""
+    clock, deadlines, (silent, busy) = shared(2)
+    s1, s2 = silent.start(), busy.start(uniqueid="2.2")
+    stuck = s1.send("GET", "DATA", "beep")
+    timeline = []
+    for _ in range(100):
+        clock.advance(0.125)
+        d = s2.send("NOOP")
+        busy.feed(b"200 result=0\n")
+        assert result_of(d).result == "0"
+        if not pending(stuck):
+            timeline.append(clock.seconds())
+            break
+    assert timeline == [10.0]
+    assert failure_of(stuck).check(AGITimeout) and silent.transport.disconnected
+    assert not busy.transport.disconnected and busy.written().count(b"NOOP\n") == 80
+
+
+def test_all_connections_share_one_delayed_call_that_goes_when_none_is_waiting():
+    """Three calls with commands in flight: one DelayedCall; none left once they are idle or gone."""
+    clock, deadlines, harnesses = shared(3)
+    sessions = [h.start(uniqueid=f"1.{i}") for i, h in enumerate(harnesses)]
+    commands = [s.send("NOOP") for s in sessions]
+    assert len(clock.getDelayedCalls()) == 1 and deadlines.watched == 3
+    for h in harnesses:
+        h.feed(b"200 result=0\n")
+    assert all(result_of(d).result == "0" for d in commands)
+    assert clock.getDelayedCalls() == [] and deadlines.watched == 0
+    harnesses[0].proto.send_command(b"NOOP\n")
+    assert len(clock.getDelayedCalls()) == 1
+    harnesses[0].eof()
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_deadline_moved_with_each_command_keeps_one_entry_per_connection():
+    """A hundred commands in a row do not add a hundred timers: the entry waits and re-queues."""
+    clock, deadlines, (h,) = shared(1)
+    s = h.start()
+    for _ in range(100):
+        d = s.send("NOOP")
+        h.feed(b"200 result=0\n")
+        clock.advance(0.01)
+    last = s.send("NOOP")
+    assert len(deadlines._heap) == 1
+    clock.advance(9.999)
+    assert pending(last)
+    clock.advance(0.001)
+    assert failure_of(last).check(AGITimeout)
+    result_of(d)
+
+
+def test_environment_and_close_timeouts_on_shared_deadlines():
+    """A silent connection is aborted at env_timeout, a call that does not close at close_timeout."""
+    clock, _, (quiet, ending) = shared(2)
+    s = ending.start()
+    clock.advance(4)
+    s.close()
+    clock.advance(0.999)
+    assert not ending.transport.disconnected and not quiet.transport.disconnected
+    clock.advance(0.001)
+    assert quiet.transport.disconnected and ending.transport.disconnected
+    assert clock.getDelayedCalls() == []
+
+
+def test_deadlines_close_together_are_handled_in_one_wake_up_at_most_granularity_late():
+    """After the timer fires, deadlines in the next 50 ms wait for one wake-up: never early, at most 50 ms late."""
+    clock = task.Clock()
+    deadlines = Deadlines(clock, granularity=0.05)
+    fired = []
+
+    class Conn:
+        _due = None
+        _entry = None
+
+        def __init__(self, name):
+            self.name = name
+
+        def _deadline_passed(self, now):
+            fired.append((self.name, round(now, 3)))
+
+    a, b, c = Conn("a"), Conn("b"), Conn("c")
+    deadlines.watch(a, 1.0)
+    deadlines.watch(b, 1.01)
+    deadlines.watch(c, 1.2)
+    clock.advance(1.0)
+    assert fired == [("a", 1.0)]
+    clock.advance(0.03)
+    assert fired == [("a", 1.0)]
+    clock.advance(0.02)
+    assert fired == [("a", 1.0), ("b", 1.05)]
+    clock.advance(0.15)
+    assert fired[-1] == ("c", 1.2) and clock.getDelayedCalls() == []
+
+
+def test_a_deadline_moved_earlier_is_honoured():
+    """GET DATA with a long timeout, then a plain command: the plain command's watchdog applies."""
+    h = Harness(command_timeout=2)
+    s = h.start()
+    long = s.get_data("beep", 30000, 1)
+    h.clock.advance(1)
+    h.feed(b"200 result=1\n")
+    result_of(long)
+    short = s.send("NOOP")
+    h.clock.advance(1.999)
+    assert pending(short)
+    h.clock.advance(0.001)
+    assert failure_of(short).check(AGITimeout)
+
+
+# ---------------------------------------------------------------------------
+# Sending straight to the socket
+
+
+class FakeSocket:
+    """Takes ``takes`` bytes of each send (all when None), or raises ``error``."""
+
+    def __init__(self, takes=None, error=None):
+        self.takes, self.error = takes, error
+        self.sent = b""
+        self.shut = []
+
+    def send(self, data):
+        if self.error is not None:
+            raise self.error
+        taken = data if self.takes is None else data[: self.takes]
+        self.sent += taken
+        return len(taken)
+
+    def shutdown(self, how):
+        self.shut.append(how)
+
+
+def test_a_command_the_socket_takes_only_in_part_goes_out_whole_and_in_order():
+    """The rest of a partly sent line, and every later line, go through the transport."""
+    h = Harness()
+    s = h.start()
+    h.proto._socket = sock = FakeSocket(takes=5)
+    first = s.send("GET", "VARIABLE", "A")
+    assert sock.sent == b"GET V" and h.written() == b"ARIABLE A\n"
+    h.feed(b"200 result=1 (a)\n")
+    s.send("NOOP")
+    assert sock.sent == b"GET V" and h.written() == b"NOOP\n"
+    assert result_of(first).value == "a"
+    s.close()
+    assert sock.shut == [] and h.transport.write_closed
+
+
+@pytest.mark.parametrize("exc", [BlockingIOError(11, "busy"), BrokenPipeError(32, "gone")])
+def test_a_socket_that_cannot_take_a_command_leaves_it_to_the_transport(exc):
+    """EAGAIN or EPIPE: the whole line goes to the transport (which sends it later or finds the loss)."""
+    h = Harness()
+    s = h.start()
+    h.proto._socket = FakeSocket(error=exc)
+    s.send("NOOP")
+    assert h.written() == b"NOOP\n" and h.proto._socket is None
+
+
+def test_close_shuts_the_sending_side_of_the_socket_at_once():
+    """Nothing buffered: finish() shuts the socket for writing itself, not a loop turn later."""
+    h = Harness()
+    s = h.start()
+    h.proto._socket = sock = FakeSocket()
+    s.close()
+    assert sock.shut == [socket.SHUT_WR] and not h.transport.write_closed
+
+
+@pytest_twisted.ensureDeferred
+async def test_over_tcp_commands_do_not_wait_for_the_reactor_to_report_the_socket_writable(reactor):
+    """On a TCP connection each command is sent within the call that sends it."""
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+    writers = []
+
+    async def ivr(session):
+        d = session.set_variable("CC_X", "1")
+        writers.append(list(reactor.getWriters()))
+        await d
+
+    factory = FastAGIServerFactory({"ivr": ivr}, reactor)
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    call = FakeAsterisk(env_block(), {b'SET VARIABLE CC_X "1"\n': b"200 result=1\n"})
+    await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port, timeout=5), call)
+    await call.done
+    await factory.shutdown()
+    await port.stopListening()
+    assert call.received == b'SET VARIABLE CC_X "1"\n'
+    assert writers == [[]]
+
+
+# ---------------------------------------------------------------------------
+# Encoding and decoding shortcuts
+
+
+@given(st.lists(st.one_of(
+    st.text(alphabet=st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",))),
+    st.text(alphabet=st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",))).map(QuotedArg),
+    st.integers(min_value=-10**6, max_value=10**6),
+), min_size=1, max_size=6))
+def test_encoding_shortcut_gives_the_bytes_of_word_by_word_quoting(args):
+    """Whatever the words, encode_command writes what quoting each word with quote_arg gives."""
+    from callcenter.asterisk.fastagi_protocol import quote_arg
+
+    expected = " ".join(["VERBOSE"] + [quote_arg(str(a), always=isinstance(a, QuotedArg)) for a in args])
+    assert encode_command("VERBOSE", *args) == (expected + "\n").encode("utf-8", "surrogateescape")
+
+
+def test_only_replies_without_a_value_are_remembered_across_calls():
+    """'200 result=0 endpos=1600' is parsed once per process; a reply carrying a caller's value never is kept."""
+    from callcenter.asterisk import fastagi_protocol
+
+    decoder = AGIStreamDecoder()
+    decoder.feed(b"\n")
+    first = decoder.feed(b"200 result=0 endpos=1600\n200 result=1 (5551001 Jane)\n")
+    again = AGIStreamDecoder()
+    again.feed(b"\n")
+    second = again.feed(b"200 result=0 endpos=1600\n")
+    assert first[0] is second[0] and first[0].endpos == 1600
+    kept = fastagi_protocol._plain_replies
+    assert b"200 result=0 endpos=1600" in kept
+    assert not any(b"(" in line for line in kept)
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"".join(b"agi_arg_%d: x\n" % i for i in range(129)), "more than 128 lines"),
+    (b"agi_calleridname: " + b"x" * 8200, "larger than 8192 bytes"),
+])
+def test_environment_limits_hold_when_it_trickles_in_byte_by_byte(data, message):
+    """Fed one byte at a time, an oversized environment is refused as soon as it passes the limit."""
+    decoder = AGIStreamDecoder()
+    with pytest.raises(EnvironmentLimitError, match=message):
+        for i in range(len(data)):
+            decoder.feed(data[i:i + 1])
+    assert i < len(data) - 1 or message.startswith("more")
+
+
+# ---------------------------------------------------------------------------
+# After the connection
+
+
+def test_a_finished_call_is_freed_without_the_garbage_collector():
+    """Protocol and session do not keep each other alive: reference counting frees them."""
+    import gc
+    import weakref
+
+    server = ServerHarness({"ivr": lambda s: None})
+    server.feed(env_block() + b"HANGUP\n")
+    proto, session = weakref.ref(server.proto), weakref.ref(server.proto.session)
+    gc.disable()
+    try:
+        server.eof()
+        del server
+        assert proto() is None and session() is None
+    finally:
+        gc.enable()
+
+
+def test_a_session_kept_after_its_connection_is_gone_still_answers():
+    """After the connection: closed, not connected, hungup as it was, commands fail at once."""
+    h = Harness()
+    s = h.start()
+    h.feed(b"HANGUP\n")
+    h.eof()
+    assert s.closed and not s.connected and s.hungup
+    assert failure_of(s.send("NOOP")).check(AGIConnectionLost)
+    assert failure_of(s.answer()).check(AGIConnectionLost)
+    assert result_of(s.when_hungup()) is None and result_of(s.when_closed()) is None
+    assert result_of(s.close()) is None
+    s.abort("late")

@@ -32,10 +32,10 @@ fix here:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Union
+from typing import Any, Union
 from urllib.parse import parse_qsl, urlsplit
 
 #: Limits on the environment block (bytes include the empty closing line).
@@ -51,6 +51,8 @@ MAX_COMMAND_WORDS = 127
 HANGUP_LINE = "HANGUP"
 _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"
+#: What bytes.strip() removes.
+_ASCII_BLANKS = " \t\n\r\x0b\x0c"
 
 
 class AGIProtocolError(ValueError):
@@ -74,6 +76,22 @@ def _decode(raw: bytes) -> str:
 # Environment
 
 
+class _computed_once:
+    """A property of an immutable object, computed at its first use and kept
+    in the instance (``functools.cached_property`` without its lock)."""
+
+    def __init__(self, func: Callable[[Any], Any]) -> None:
+        self._func = func
+        self._name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        value = instance.__dict__[self._name] = self._func(instance)
+        return value
+
+
 @dataclass(frozen=True)
 class AGIEnvironment:
     """The ``agi_*`` block Asterisk sends when a FastAGI session starts."""
@@ -88,7 +106,8 @@ class AGIEnvironment:
             key = "agi_" + key
         return self.values.get(key, default)
 
-    @property
+    # The values never change: what every command or log line reads is computed once.
+    @_computed_once
     def uniqueid(self) -> str:
         return self.get("uniqueid")
 
@@ -108,7 +127,7 @@ class AGIEnvironment:
     def request(self) -> str:
         return self.get("request")
 
-    @property
+    @_computed_once
     def script_path(self) -> str:
         """``agi_network_script`` (``ivr?dnis=4000``), else the request URL path."""
         script = self.values.get("agi_network_script")
@@ -117,15 +136,17 @@ class AGIEnvironment:
             script = parts.path + ("?" + parts.query if parts.query else "")
         return script
 
-    @property
+    @_computed_once
     def script(self) -> str:
         """The script name without query string and leading slashes: ``ivr``."""
         return self.script_path.partition("?")[0].lstrip("/")
 
-    @property
+    @_computed_once
     def params(self) -> Mapping[str, str]:
         """Query parameters of the script (``?dnis=4000``); last one wins."""
         query = self.script_path.partition("?")[2]
+        if not query:
+            return MappingProxyType({})
         pairs = parse_qsl(query, keep_blank_values=True, encoding=_ENCODING, errors=_ERRORS)
         return MappingProxyType(dict(pairs))
 
@@ -145,14 +166,15 @@ def parse_environment(lines: Iterable[bytes]) -> AGIEnvironment:
     the closing empty line)."""
     values: dict[str, str] = {}
     malformed: list[str] = []
-    for raw in lines:
-        key, sep, value = raw.partition(b":")
-        if not sep or not key.strip():
-            malformed.append(_decode(raw))
+    lines = list(lines)
+    # One decode for the block: LF and ':' are ASCII, so no character spans them.
+    for line in _decode(b"\n".join(lines)).split("\n") if lines else ():
+        key, sep, value = line.partition(":")
+        key = key.strip(_ASCII_BLANKS)
+        if not sep or not key:
+            malformed.append(line)
             continue
-        if value.startswith(b" "):
-            value = value[1:]
-        values[_decode(key.strip())] = _decode(value)
+        values[key] = value[1:] if value[:1] == " " else value
     return AGIEnvironment(MappingProxyType(values), tuple(malformed))
 
 
@@ -231,26 +253,41 @@ _RESULT = re.compile(r"result=(\S*)(?: (.*))?\Z", re.DOTALL)
 # Greedy: the value runs to the last ')' that only a paren-free tail follows.
 _VALUE = re.compile(r"\((.*)\)((?: [^()]*)?)\Z", re.DOTALL)
 _USAGE_END = "End of proper usage."
+#: ``_STATUS`` and ``_RESULT`` at once, for a line with a space after the code.
+_RESULT_LINE = re.compile(r"(\d{3}) result=(\S*)(?: (.*))?\Z", re.DOTALL)
+_HANGUP_EVENT = AGIHangupLine()
 
 
 def _value_incomplete(text: str) -> bool:
     """True for ``200 result=1 (abc`` whose value goes on on the next line."""
     match = _STATUS.match(text)
-    if not match or match.group(2) != " " or int(match.group(1)) >= 300:
+    return match is not None and _opens_value(match)
+
+
+def _opens_value(status: re.Match[str]) -> bool:
+    """A ``1xx``/``2xx`` status line whose ``(value`` is not closed on it."""
+    if status.group(2) != " " or int(status.group(1)) >= 300:
         return False
-    result = _RESULT.match(match.group(3))
-    rest = result.group(2) if result else None
-    return bool(rest and rest.startswith("(") and not _VALUE.match(rest))
+    rest = status.group(3)
+    if "(" not in rest:
+        return False
+    result = _RESULT.match(rest)
+    tail = result.group(2) if result else None
+    return bool(tail and tail.startswith("(") and not _VALUE.match(tail))
 
 
 def parse_reply(text: str) -> AGIResult | AGIErrorReply | AGIHangupLine | AGIUnparsedLine:
     """Parse one complete reply: a single line, or a whole multi-line reply
     joined with LF (as :class:`AGIStreamDecoder` assembles it)."""
     if text == HANGUP_LINE:
-        return AGIHangupLine()
+        return _HANGUP_EVENT
     match = _STATUS.match(text)
     if not match:
         return AGIUnparsedLine(text)
+    return _parse_status(text, match)
+
+
+def _parse_status(text: str, match: re.Match[str]) -> AGIResult | AGIErrorReply | AGIUnparsedLine:
     code, sep, rest = int(match.group(1)), match.group(2), match.group(3)
     if sep == "-":
         if code < 300:
@@ -272,9 +309,11 @@ def parse_reply(text: str) -> AGIResult | AGIErrorReply | AGIHangupLine | AGIUnp
     result = _RESULT.match(rest)
     if not result:
         return AGIResult(code, "", None, rest, text)
-    value_text = result.group(2) or ""
+    value_text = result.group(2)
+    if not value_text:
+        return AGIResult(code, result.group(1), None, "", text)
     value, extra = None, value_text
-    if value_text.startswith("("):
+    if value_text[0] == "(":
         enclosed = _VALUE.match(value_text)
         if enclosed:
             value, extra = enclosed.group(1), enclosed.group(2)
@@ -288,6 +327,11 @@ class AGIStreamDecoder:
     stays buffered.  Raises :class:`EnvironmentLimitError` or
     :class:`AGIProtocolError` when a limit is broken; the stream is then
     unusable.
+
+    The environment is taken as one block once its empty line is in; after
+    it a chunk is split into lines at once.  An unfinished line is kept and
+    searched for its end only in the bytes that follow, so input trickling
+    in one byte at a time costs no more than input arriving whole.
     """
 
     def __init__(
@@ -301,17 +345,18 @@ class AGIStreamDecoder:
         self._max_env_lines = max_env_lines
         self._max_line_bytes = max_line_bytes
         self._max_reply_lines = max_reply_lines
+        #: The environment so far, then the unfinished last line.
         self._buffer = bytearray()
-        self._scanned = 0
-        self._env_lines: list[bytes] | None = []
-        self._env_bytes = 0
+        self._env_done = False
+        #: Line feeds in the environment so far.
+        self._env_lf = 0
         #: Lines of a reply spanning several lines, and its closing test.
         self._pending: list[str] = []
         self._pending_bytes = 0
 
     @property
     def environment_received(self) -> bool:
-        return self._env_lines is None
+        return self._env_done
 
     @property
     def buffered(self) -> int:
@@ -319,70 +364,131 @@ class AGIStreamDecoder:
         return len(self._buffer) + self._pending_bytes
 
     def feed(self, data: bytes) -> list[AGIEvent]:
-        self._buffer += data
+        if not self._env_done:
+            return self._feed_environment(data)
+        if data and data.find(b"\n") == len(data) - 1 and not self._buffer and not self._pending:
+            # The usual chunk: one whole reply line.
+            line = data[:-1]
+            event = _plain_replies.get(line) or self._reply_line(line)
+            return [event] if event is not None else []
         events: list[AGIEvent] = []
-        while True:
-            end = self._buffer.find(b"\n", self._scanned)
+        if self._buffer:
+            end = data.find(b"\n")
             if end < 0:
-                self._scanned = len(self._buffer)
-                self._check_partial()
+                self._buffer += data
+                self._check_line()
                 return events
-            line = bytes(self._buffer[:end])
-            del self._buffer[: end + 1]
-            self._scanned = 0
-            event = self._env_line(line) if self._env_lines is not None else self._reply_line(line)
-            if event is not None:
-                events.append(event)
+            self._buffer += data[:end]
+            lines = [bytes(self._buffer)]
+            self._buffer.clear()
+            lines += data[end + 1:].split(b"\n")
+        else:
+            lines = data.split(b"\n")
+        tail = lines.pop()
+        for line in lines:
+            event = None if self._pending else _plain_replies.get(line)
+            if event is None:
+                event = self._reply_line(line)
+                if event is None:
+                    continue
+            events.append(event)
+        if tail:
+            self._buffer += tail
+            self._check_line()
+        return events
 
-    def _check_partial(self) -> None:
-        size = len(self._buffer)
-        if self._env_lines is not None:
-            if self._env_bytes + size > self._max_env_bytes:
-                raise EnvironmentLimitError(
-                    f"environment block larger than {self._max_env_bytes} bytes",
-                    bytes(self._buffer),
-                )
-        elif size > self._max_line_bytes:
+    # -- the environment block ----------------------------------------------
+
+    def _feed_environment(self, data: bytes) -> list[AGIEvent]:
+        buffer = self._buffer
+        # The block ends at an empty line: a LF right after a LF, or first.
+        search_from = max(len(buffer) - 1, 0)
+        buffer += data
+        if buffer[:1] == b"\n":
+            end = -1
+        else:
+            end = buffer.find(b"\n\n", search_from)
+            if end < 0:
+                self._env_lf += data.count(b"\n")
+                self._check_environment(len(buffer), self._env_lf)
+                return []
+        size = end + 2
+        block = bytes(buffer[:end + 1])
+        rest = bytes(buffer[size:])
+        self._check_environment(size, block.count(b"\n"))
+        buffer.clear()
+        self._env_done = True
+        events: list[AGIEvent] = [parse_environment(block.split(b"\n")[:-1])]
+        if rest:
+            events += self.feed(rest)
+        return events
+
+    def _check_environment(self, size: int, lines: int) -> None:
+        """``size`` bytes and ``lines`` complete lines of environment so far."""
+        buffer = self._buffer
+        if size > self._max_env_bytes:
+            start = buffer.rfind(b"\n", 0, self._max_env_bytes) + 1
+            raise EnvironmentLimitError(
+                f"environment block larger than {self._max_env_bytes} bytes",
+                bytes(buffer[start:start + 200]),
+            )
+        if lines > self._max_env_lines:
+            start = 0
+            for _ in range(self._max_env_lines):
+                start = buffer.index(b"\n", start) + 1
+            raise EnvironmentLimitError(
+                f"environment block has more than {self._max_env_lines} lines",
+                bytes(buffer[start:buffer.index(b"\n", start)]),
+            )
+
+    # -- replies --------------------------------------------------------------
+
+    def _check_line(self) -> None:
+        if len(self._buffer) > self._max_line_bytes:
             raise AGIProtocolError(
                 f"reply line longer than {self._max_line_bytes} bytes", bytes(self._buffer)
             )
 
-    def _env_line(self, line: bytes) -> AGIEnvironment | None:
-        assert self._env_lines is not None
-        self._env_bytes += len(line) + 1
-        if self._env_bytes > self._max_env_bytes:
-            raise EnvironmentLimitError(
-                f"environment block larger than {self._max_env_bytes} bytes", line
-            )
-        if not line:
-            env = parse_environment(self._env_lines)
-            self._env_lines = None
-            return env
-        if len(self._env_lines) >= self._max_env_lines:
-            raise EnvironmentLimitError(
-                f"environment block has more than {self._max_env_lines} lines", line
-            )
-        self._env_lines.append(line)
-        return None
-
     def _reply_line(self, line: bytes) -> AGIEvent | None:
+        if self._pending:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            return self._continue(line.decode(_ENCODING, _ERRORS), len(line))
+        plain = len(line) <= _PLAIN_REPLY_BYTES and b"(" not in line
+        if plain:
+            known = _plain_replies.get(line)
+            if known is not None:
+                return known
+        event = self._first_line(line)
+        if plain and isinstance(event, _SHAREABLE) and len(_plain_replies) < _PLAIN_REPLIES_KEPT:
+            _plain_replies[line] = event
+        return event
+
+    def _first_line(self, line: bytes) -> AGIEvent | None:
         if line.endswith(b"\r"):
             line = line[:-1]
-        text = _decode(line)
-        if self._pending:
-            return self._continue(text, len(line))
+        text = line.decode(_ENCODING, _ERRORS)
+        result = _RESULT_LINE.match(text)
+        if result is not None:
+            # The usual reply, in one match: 200 result=1 [(value)] [extra].
+            code_text, value_code, rest = result.groups()
+            code = int(code_text)
+            if code < 300:
+                if rest is None:
+                    return AGIResult(code, value_code, None, "", text)
+                if rest[:1] != "(":
+                    return AGIResult(code, value_code, None, rest.strip(" "), text)
+                enclosed = _VALUE.match(rest)
+                if enclosed is not None:
+                    return AGIResult(code, value_code, enclosed.group(1), enclosed.group(2).strip(" "), text)
         match = _STATUS.match(text)
-        if match and match.group(2) == "-" and int(match.group(1)) >= 300:
-            self._start_pending(text, len(line))
+        if match is None:
+            return _HANGUP_EVENT if text == HANGUP_LINE else AGIUnparsedLine(text)
+        if (match.group(2) == "-" and int(match.group(1)) >= 300) or _opens_value(match):
+            self._pending = [text]
+            self._pending_bytes = len(line)
             return None
-        if _value_incomplete(text):
-            self._start_pending(text, len(line))
-            return None
-        return parse_reply(text)
-
-    def _start_pending(self, text: str, size: int) -> None:
-        self._pending = [text]
-        self._pending_bytes = size
+        return _parse_status(text, match)
 
     def _continue(self, text: str, size: int) -> AGIEvent | None:
         self._pending.append(text)
@@ -407,6 +513,15 @@ class AGIStreamDecoder:
         return parse_reply(joined)
 
 
+#: Short reply lines without a value (so nothing of the caller's), such as
+#: ``200 result=0 endpos=1600``, are parsed once per process and shared: the
+#: events are frozen.
+_PLAIN_REPLY_BYTES = 64
+_PLAIN_REPLIES_KEPT = 256
+_SHAREABLE = (AGIResult, AGIErrorReply, AGIHangupLine)
+_plain_replies: dict[bytes, AGIEvent] = {}
+
+
 def truncated(data: bytes | str, limit: int = 120) -> str:
     """A bounded repr of untrusted input, for log lines."""
     if len(data) <= limit:
@@ -419,6 +534,10 @@ def truncated(data: bytes | str, limit: int = 120) -> str:
 
 _FORBIDDEN = {"\r": "a carriage return (\\r)", "\n": "a line feed (\\n)", "\x00": "a NUL byte"}
 _NEEDS_QUOTES = re.compile(r'[\s"\\]')
+#: A word sent as it is: not empty, no blank (CR and LF are blanks), quote, backslash or NUL.
+_BARE_WORD = re.compile(r'[^\s"\\\x00]+')
+#: A word put in quotes as it is: no quote, backslash, CR, LF or NUL to escape or refuse.
+_QUOTABLE = re.compile(r'[^"\\\r\n\x00]*')
 
 
 class QuotedArg(str):
@@ -447,6 +566,33 @@ def encode_command(*words: str | int) -> bytes:
     Raises ValueError for CR, LF or NUL in a word, for more than 127 words
     or for a line longer than Asterisk reads in one go (2047 bytes).
     """
+    parts = []
+    for word in words:
+        # The usual words take one regular expression each; anything else
+        # (and every error) goes the long way.
+        kind = word.__class__
+        if kind is str:
+            if _BARE_WORD.fullmatch(word):  # type: ignore[arg-type]
+                parts.append(word)
+            elif not word and parts:
+                parts.append('""')
+            else:
+                return _encode_words(words)
+        elif kind is int:
+            parts.append(str(word))
+        elif kind is QuotedArg and _QUOTABLE.fullmatch(word) and parts:  # type: ignore[arg-type]
+            parts.append('"' + word + '"')  # type: ignore[operator]
+        else:
+            return _encode_words(words)
+    if not parts or len(parts) > MAX_COMMAND_WORDS:
+        return _encode_words(words)
+    line = (" ".join(parts) + "\n").encode(_ENCODING, _ERRORS)
+    if len(line) > MAX_COMMAND_BYTES:
+        return _encode_words(words)
+    return line
+
+
+def _encode_words(words: tuple[str | int, ...]) -> bytes:
     if not words:
         raise ValueError("empty AGI command")
     parts = []

@@ -38,6 +38,7 @@ from callcenter.asterisk.fastagi_session import (
     AGIConnectionLost,
     AGIHangup,
     AGISession,
+    Deadlines,
     FastAGIProtocol,
 )
 from callcenter.logging import call_id_context
@@ -84,6 +85,8 @@ class FastAGIServerFactory(ServerFactory):
             "command_timeout": command_timeout,
             "env_timeout": env_timeout,
             "close_timeout": close_timeout,
+            # One timer for the timeouts of every connection.
+            "deadlines": Deadlines(clock),
         }
         self._protocols: set[FastAGIProtocol] = set()
         self._runs: dict[AGISession, Deferred[Any]] = {}
@@ -125,24 +128,24 @@ class FastAGIServerFactory(ServerFactory):
     # -- one call ----------------------------------------------------------------
 
     def _session_started(self, session: AGISession) -> None:
+        # Called by the protocol with the call id already in the log context.
         handler = self._handlers.get(session.script)
-        with call_id_context(session.uniqueid):
-            if self._stopping:
-                logger.warning("call %s: server stopping; caller sent to the fallback path", session.uniqueid)
-                run = self._fallback(session)
-            elif handler is None:
-                logger.warning(
-                    "call %s: no FastAGI handler for script %r (request %r); caller sent to the fallback path",
-                    session.uniqueid, session.script, session.env.request,
-                )
-                run = self._fallback(session)
-            else:
-                logger.info(
-                    "call %s: FastAGI script %r for %s (ANI %r, DNIS %r)",
-                    session.uniqueid, session.script, session.channel, session.ani, session.dnis,
-                )
-                run = run_handler(handler, session)
-                run.addCallbacks(self._handler_done, self._handler_failed, (session,), None, (session,))
+        if self._stopping:
+            logger.warning("call %s: server stopping; caller sent to the fallback path", session.uniqueid)
+            run = self._fallback(session)
+        elif handler is None:
+            logger.warning(
+                "call %s: no FastAGI handler for script %r (request %r); caller sent to the fallback path",
+                session.uniqueid, session.script, session.env.request,
+            )
+            run = self._fallback(session)
+        else:
+            logger.info(
+                "call %s: FastAGI script %r for %s (ANI %r, DNIS %r)",
+                session.uniqueid, session.script, session.channel, session.ani, session.dnis,
+            )
+            run = run_handler(handler, session)
+            run.addCallbacks(self._handler_done, self._handler_failed, (session,), None, (session,))
         run.addErrback(self._run_broken, session)
         if not session.closed:
             self._runs[session] = run
