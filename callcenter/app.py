@@ -61,7 +61,8 @@ def build_root(config: Config, reactor: Any) -> Root:
     root.calls.at_stop(recorder.calls_unfinished)
     ivr = IvrHandler(root.ivr_flows.registry.snapshot, customers=CrmCustomerPort(lambda: root.crm.store),
                      records=recorder, queue_stats=root.calls, clock=reactor)
-    agi_factory = FastAGIServerFactory({"ivr": ivr.handle}, reactor)
+    agi_factory = FastAGIServerFactory({"ivr": ivr.handle}, reactor,
+                                       allowed_peers=config.asterisk.agi_allowed_peers)
     root.fastagi = ListenService("fastagi", reactor, config.asterisk.agi_bind, config.asterisk.agi_port, agi_factory)
     root.ami = AMILinkService(reactor, config.asterisk, listener=root.calls.tracker)
     for svc in (root.crm, root.live_state, root.ivr_flows, root.calls, root.desktop, root.fastagi, root.ami):

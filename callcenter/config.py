@@ -13,6 +13,7 @@ directory; unset IVR paths mean the flows installed with the package.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ SCHEMA: dict[str, Any] = {
                 "ami_tls": {"type": "boolean"},
                 "agi_bind": _HOST,
                 "agi_port": _PORT,
+                "agi_allowed_peers": {"type": "array", "items": {"type": "string", "minLength": 1}},
             },
         },
         "crm": {
@@ -111,6 +113,8 @@ class AsteriskConfig:
     ami_tls: bool = False
     agi_bind: str = "127.0.0.1"
     agi_port: int = 4573
+    #: IP addresses or networks of the Asterisk servers allowed to open FastAGI sessions.
+    agi_allowed_peers: tuple[str, ...] = ("127.0.0.1", "::1")
 
 
 @dataclass(frozen=True)
@@ -277,9 +281,28 @@ def _semantic_problems(file: str, cfg: Config) -> list[ConfigProblem]:
         value = getattr(cfg.asterisk, key)
         if any(c in value for c in "\r\n\0"):
             add(f"asterisk.{key}", "must not contain CR, LF or NUL")
+    if not cfg.asterisk.agi_allowed_peers:
+        add("asterisk.agi_allowed_peers", "must list at least one address; an empty list refuses every Asterisk")
+    for i, peer in enumerate(cfg.asterisk.agi_allowed_peers):
+        reason = _peer_problem(peer)
+        if reason:
+            add(f"asterisk.agi_allowed_peers[{i}]", reason)
     if cfg.asterisk.agi_port == cfg.desktop.port and cfg.asterisk.agi_bind == cfg.desktop.bind:
         add("desktop.port", f"same address as asterisk.agi_port ({cfg.desktop.port})")
     return problems
+
+
+def _peer_problem(entry: str) -> str:
+    """Why ``entry`` is not an IP address or network, or ``""``."""
+    if "%" in entry:
+        return f"a zone index (%...) is not supported; give the address without it, got {entry!r}"
+    try:
+        ipaddress.ip_network(entry)
+    except ValueError as exc:
+        if "has host bits set" in str(exc):
+            return f"{entry!r} has host bits set; the network is {ipaddress.ip_network(entry, strict=False)}"
+        return f"expected an IP address or network such as 192.0.2.7, 10.0.0.0/8 or 2001:db8::/32, got {entry!r}"
+    return ""
 
 
 def _resolve(base: Path, value: str) -> str:
@@ -318,8 +341,9 @@ def build_config(doc: Mapping[str, Any], *, source: str = "<config>", base: Path
             given = {}
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in given.items() if k in known and f"{name}.{k}" not in bad}
-        if "allowed_origins" in values:
-            values["allowed_origins"] = tuple(values["allowed_origins"])
+        for key in ("allowed_origins", "agi_allowed_peers"):
+            if key in values:
+                values[key] = tuple(values[key])
         sections[name] = cls(**values)
     cfg = Config(source=source, **sections)
     problems += [p for p in _semantic_problems(source, cfg) if p.key.split("[")[0] not in bad]

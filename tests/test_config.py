@@ -48,8 +48,8 @@ def test_unknown_section_names_the_allowed_ones():
 def test_unknown_key_names_the_allowed_ones():
     """A misspelt key is an error listing the section's keys."""
     assert problems({"asterisk": {"ami_secret": "s", "ami_pass": "x"}}) == [
-        "cc.toml: asterisk.ami_pass: unknown key; expected one of: agi_bind, agi_port, ami_host, ami_port, "
-        "ami_secret, ami_tls, ami_user"]
+        "cc.toml: asterisk.ami_pass: unknown key; expected one of: agi_allowed_peers, agi_bind, agi_port, ami_host, "
+        "ami_port, ami_secret, ami_tls, ami_user"]
 
 
 @pytest.mark.parametrize("section,key,value,expected", [
@@ -235,3 +235,52 @@ def test_routes_default_to_the_configured_flows_dir(tmp_path):
     assert (cfg.ivr.flows_dir, cfg.ivr.routes) == (str(tmp_path / "myflows"), str(tmp_path / "myflows" / "routes.yaml"))
     path.write_text('[asterisk]\nami_secret = "s"\n[ivr]\nflows_dir = "myflows"\nroutes = "r/routes.yaml"\n')
     assert load_config(path, environ={}).ivr.routes == str(tmp_path / "r" / "routes.yaml")
+
+
+def test_agi_allowed_peers_default_to_this_machine():
+    """Without asterisk.agi_allowed_peers only 127.0.0.1 and ::1 may open FastAGI sessions."""
+    assert build_config(SECRET, environ={}).asterisk.agi_allowed_peers == ("127.0.0.1", "::1")
+    cfg = load_config(ROOT / "callcenter.example.toml", environ={})
+    assert cfg.asterisk.agi_allowed_peers == ("127.0.0.1", "::1")
+
+
+def test_agi_allowed_peers_take_addresses_and_networks_of_both_families():
+    """IPv4 and IPv6 addresses and CIDR networks are accepted as given."""
+    peers = ["192.0.2.7", "10.1.0.0/16", "::1", "2001:db8::/32"]
+    cfg = build_config({"asterisk": {"ami_secret": "s", "agi_allowed_peers": peers}}, environ={})
+    assert cfg.asterisk.agi_allowed_peers == tuple(peers)
+
+
+def test_agi_allowed_peers_bad_entries_name_index_and_reason():
+    """Each bad entry is reported with its index: not an address, host bits set, bad prefix, zone, type, empty."""
+    assert problems({"asterisk": {"ami_secret": "s", "agi_allowed_peers": [
+        "asterisk.example.com", "10.0.0.1/8", "10.0.0.0/33", "fe80::1%eth0", "127.0.0.1"]}}) == [
+        "cc.toml: asterisk.agi_allowed_peers[0]: expected an IP address or network such as 192.0.2.7, 10.0.0.0/8 "
+        "or 2001:db8::/32, got 'asterisk.example.com'",
+        "cc.toml: asterisk.agi_allowed_peers[1]: '10.0.0.1/8' has host bits set; the network is 10.0.0.0/8",
+        "cc.toml: asterisk.agi_allowed_peers[2]: expected an IP address or network such as 192.0.2.7, 10.0.0.0/8 "
+        "or 2001:db8::/32, got '10.0.0.0/33'",
+        "cc.toml: asterisk.agi_allowed_peers[3]: a zone index (%...) is not supported; give the address without it, "
+        "got 'fe80::1%eth0'",
+    ]
+    assert problems({"asterisk": {"ami_secret": "s", "agi_allowed_peers": ["127.0.0.1", 7, ""]}}) == [
+        "cc.toml: asterisk.agi_allowed_peers[1]: expected a string, got integer 7",
+        "cc.toml: asterisk.agi_allowed_peers[2]: must not be empty",
+    ]
+
+
+def test_agi_allowed_peers_must_be_a_non_empty_array():
+    """A single string or an empty list is refused with the reason."""
+    assert problems({"asterisk": {"ami_secret": "s", "agi_allowed_peers": "10.0.0.0/8"}}) == [
+        "cc.toml: asterisk.agi_allowed_peers: expected an array, got string '10.0.0.0/8'"]
+    assert problems({"asterisk": {"ami_secret": "s", "agi_allowed_peers": []}}) == [
+        "cc.toml: asterisk.agi_allowed_peers: must list at least one address; an empty list refuses every Asterisk"]
+
+
+def test_agi_allowed_peers_errors_come_from_check_config(tmp_path):
+    """The TOML file's bad entry is reported as file: key: reason."""
+    path = write(tmp_path, '[asterisk]\nami_secret = "s"\nagi_allowed_peers = ["127.0.0.1", "10.0.0.1/8"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert [str(p) for p in info.value.problems] == [
+        f"{path}: asterisk.agi_allowed_peers[1]: '10.0.0.1/8' has host bits set; the network is 10.0.0.0/8"]
