@@ -41,6 +41,8 @@ class Root(AsyncMultiService):
         self.desktop: DesktopService
         self.fastagi: ListenService
         self.ami: AMILinkService
+        #: Turns call events and IVR results into contact records; ``refused`` counts those not taken.
+        self.contacts: ContactRecorder
 
 
 def build_root(config: Config, reactor: Any) -> Root:
@@ -56,7 +58,7 @@ def build_root(config: Config, reactor: Any) -> Root:
             raise ConnectionError("the CRM writer is not running")
         return root.crm.writer.log(record)
 
-    recorder = ContactRecorder(write_contact, reactor.seconds, root.calls.call_started)
+    recorder = root.contacts = ContactRecorder(write_contact, reactor.seconds, root.calls.call_started)
     root.calls.subscribe(recorder.on_call_event)
     root.calls.at_stop(recorder.calls_unfinished)
     ivr = IvrHandler(root.ivr_flows.registry.snapshot, customers=CrmCustomerPort(lambda: root.crm.store),

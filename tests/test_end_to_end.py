@@ -115,6 +115,7 @@ async def test_a_hotline_call_is_tracked_end_to_end_and_logged_once(lab):
     assert contact.agent
     assert contact.customer_id == customer
     assert contact.linkedid == call.line.linkedid
+    assert (root.contacts.refused, root.crm.writer.refused) == (0, 0)
 
 
 @pytest_twisted.ensureDeferred
