@@ -323,7 +323,7 @@ match = 127.0.0.1
         until(lambda: "Asterisk Ready" in self.log()[marker:], 60, "Asterisk to come back")
         pidfile = self.dir / "run" / "asterisk.pid"
         self.pid = int(until(lambda: pidfile.exists() and pidfile.read_text().strip(), 5, "asterisk.pid"))
-        assert self.pid == old or self.alive()
+        assert self.alive(), f"Asterisk (pid {old} before the restart) is not running"
 
     # -- what Asterisk did ---------------------------------------------------------------------------------
     def log(self) -> str:
@@ -430,6 +430,12 @@ class Observer:
             self._sock.close()
         if self._thread is not None:
             self._thread.join(5)
+        self._sock, self._thread = None, None
+
+    def reconnect(self) -> None:
+        """A new session after Asterisk restarted; the events seen so far (and marks into them) stay."""
+        self.close()
+        self.connect()
 
 
 def _udp_port_taken(port: int) -> bool:

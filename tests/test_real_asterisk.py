@@ -496,10 +496,8 @@ def test_the_daemon_reconnects_to_ami_after_an_asterisk_restart(lab, daemon):
     if not daemon.running():
         daemon.start()
     mark = len(daemon.lines())
-    lab.observer.close()
     lab.asterisk.restart()
-    lab.observer.__init__(lab.asterisk.ports.ami)
-    lab.observer.connect()
+    lab.observer.reconnect()
     until(lambda: daemon.find("AMI resync:", since=mark), 60, "the daemon to log in again and resync")
     assert daemon.find("AMI connection lost", since=mark) or daemon.find("shutting down", since=mark)
     only_6001_answers(lab)
