@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import random
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -100,3 +102,26 @@ def test_no_load_never_waits():
 def test_meaningless_arguments_are_refused(call):
     with pytest.raises(ValueError):
         call()
+
+
+def load_simulator():
+    spec = importlib.util.spec_from_file_location("acd_sim", ROOT / "scripts" / "acd_sim.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["acd_sim"] = module          # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_simulated_distributor_serves_first_come_first_served_near_erlang_c():
+    """2,000 callers at 48 Erlangs on 56 agents: the distributor's waits are exactly those of an
+    ideal FCFS queue, and the service level is near Erlang C (loosely: few calls)."""
+    sim = load_simulator()
+    rng = random.Random(5)
+    arrivals = sim.poisson_arrivals(rng, 0.2, 2_000, "support", 240.0)
+    result = sim.simulate(sim.single_skill_setup(56), arrivals, seed=5, warmup=600.0)
+    ideal = sim.fcfs_waits(arrivals, 56)[len(arrivals) - result.calls:]
+    assert result.calls > 1_800
+    assert result.waits == pytest.approx(ideal, abs=1e-9)
+    assert all(result.answered)
+    assert result.service_level() == pytest.approx(erlang.service_level(56, 48.0, 240.0, 20.0), abs=0.15)
+    assert result.book.queue_figures("support", result.end).answered >= result.calls
