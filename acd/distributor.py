@@ -27,7 +27,7 @@ from acd import inputs as inp
 from acd.agent_fsm import Agent
 from acd.effects import AgentChanged, Effect, Fallback, Offer, Overflowed, Relaxed
 from acd.errors import AcdError, UnknownAgent
-from acd.model import AcdSetup, AgentState, AgentView, CallView, QueueRules, Snapshot
+from acd.model import REASON_MISSED, AcdSetup, AgentState, AgentView, CallView, QueueRules, Snapshot
 from acd.routing import Call, ReadyIndex, Router, WaitingIndex, qualifies, relax
 
 #: An offer that got no answer, miss or hang-up by ring_seconds + this is taken as missed.
@@ -421,9 +421,14 @@ class Distributor:
         return effects
 
     def _set_ready(self, command: inp.SetReady, now: float) -> list[Effect]:
+        """Ready; an agent back from a missed offer may be offered the calls it missed again."""
         agent = self._agent(command.agent)
         effects: list[Effect] = list(fsm.set_ready(agent, now))
         self._reindex(agent)
+        if any(isinstance(e, AgentChanged) and e.previous_reason == REASON_MISSED for e in effects):
+            for call in self._calls.values():
+                if command.agent in call.tried:
+                    call.tried.remove(command.agent)
         return effects
 
     def _set_not_ready(self, command: inp.SetNotReady, now: float) -> list[Effect]:

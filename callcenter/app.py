@@ -1,7 +1,7 @@
 """The composition root: the one place that builds and wires the services.
 
 Start order (stop is the reverse): CRM store, live state, IVR flows, call
-tracking, desktop, FastAGI, AMI.  The AMI link goes last so that nothing
+tracking, ACD, desktop, FastAGI, AMI.  The AMI link goes last so that nothing
 reacts to call events before the outputs they feed are ready, and stops
 first so that no event arrives while the rest shuts down.  FastAGI stops
 before the CRM so that the IVR's last contact records are written.
@@ -22,6 +22,10 @@ from callcenter.ivr.handler import IvrHandler
 from callcenter.ivr.reload import FlowService
 from callcenter.livestate_service import LiveStateService
 from callcenter.netservice import ListenService
+from callcenter.routing.control import ControlService
+from callcenter.routing.coordinator import InProcessCoordinator, RedisCoordinator
+from callcenter.routing.service import AcdService
+from callcenter.routing.setup import setup_from_config
 from callcenter.service import AsyncMultiService
 from crm_core.service import CrmService
 from ivr_flows.registry import FlowRegistry
@@ -38,6 +42,10 @@ class Root(AsyncMultiService):
         self.live_state: LiveStateService
         self.ivr_flows: FlowService
         self.calls: CallsService
+        #: The daemon's ACD: agents, waiting calls, routing (the leader's, with several daemons).
+        self.acd: AcdService
+        #: The operators' CLI socket (``[acd] control_socket``).
+        self.control: ControlService
         self.desktop: DesktopService
         self.fastagi: ListenService
         self.ami: AMILinkService
@@ -61,12 +69,42 @@ def build_root(config: Config, reactor: Any) -> Root:
     recorder = root.contacts = ContactRecorder(write_contact, reactor.seconds, root.calls.call_started)
     root.calls.subscribe(recorder.on_call_event)
     root.calls.at_stop(recorder.calls_unfinished)
+    root.acd = build_acd(root, config, reactor)
+    root.calls.subscribe(root.acd.on_call_event)
+    root.control = ControlService(reactor, config.acd.control_socket, root.acd)
     ivr = IvrHandler(root.ivr_flows.registry.snapshot, customers=CrmCustomerPort(lambda: root.crm.store),
-                     records=recorder, queue_stats=root.calls, clock=reactor)
+                     records=recorder, queue_stats=root.calls, clock=reactor, acd=root.acd)
     agi_factory = FastAGIServerFactory({"ivr": ivr.handle}, reactor,
                                        allowed_peers=config.asterisk.agi_allowed_peers)
     root.fastagi = ListenService("fastagi", reactor, config.asterisk.agi_bind, config.asterisk.agi_port, agi_factory)
     root.ami = AMILinkService(reactor, config.asterisk, listener=root.calls.tracker)
-    for svc in (root.crm, root.live_state, root.ivr_flows, root.calls, root.desktop, root.fastagi, root.ami):
+    for svc in (root.crm, root.live_state, root.ivr_flows, root.calls, root.acd, root.control, root.desktop,
+                root.fastagi, root.ami):
         svc.setServiceParent(root)
     return root
+
+
+def build_acd(root: Root, config: Config, reactor: Any) -> AcdService:
+    """The ACD, its configuration read from the CRM store, shared through Redis when configured."""
+    coordinator: Any = (RedisCoordinator(config.redis.url) if config.redis.enabled
+                        else InProcessCoordinator(snapshot_path=config.acd.state_file or None))
+
+    def store() -> Any:
+        if root.crm.store is None:
+            raise ConnectionError("the CRM store is not running")
+        return root.crm.store
+
+    def load_setup() -> Any:
+        return store().acd_config().addCallback(setup_from_config)
+
+    def config_stamp() -> Any:
+        return store().acd_config_stamp()
+
+    def last_agent(customer_id: str, days: int) -> Any:
+        from datetime import datetime, timedelta, timezone
+
+        since = datetime.fromtimestamp(reactor.seconds(), timezone.utc) - timedelta(days=days)
+        return store().last_agent(int(customer_id), since)
+
+    return AcdService(reactor, tracker=root.calls.tracker, ami=lambda: root.ami.client, coordinator=coordinator,
+                      load_setup=load_setup, config_stamp=config_stamp, last_agent=last_agent)

@@ -75,6 +75,14 @@ SCHEMA: dict[str, Any] = {
                 "allowed_origins": {"type": "array", "items": {"type": "string"}},
             },
         },
+        "acd": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "control_socket": {"type": "string", "minLength": 1},
+                "state_file": {"type": "string", "minLength": 1},
+            },
+        },
         "ivr": {
             "type": "object",
             "additionalProperties": False,
@@ -142,6 +150,15 @@ class DesktopConfig:
 
 
 @dataclass(frozen=True)
+class AcdSettings:
+    #: UNIX socket of the operators' CLI (``callcenter agents ...``), relative to the config file; empty: none.
+    control_socket: str = ""
+    #: Without Redis: where the ACD keeps agents' states across a restart, relative to the config file;
+    #: empty: kept in memory only.
+    state_file: str = ""
+
+
+@dataclass(frozen=True)
 class IvrConfig:
     #: Empty: the flows installed with the package (``ivr_flows/flows``).
     flows_dir: str = ""
@@ -180,6 +197,7 @@ class Config:
     desktop: DesktopConfig = DesktopConfig()
     ivr: IvrConfig = IvrConfig()
     log: LogConfig = LogConfig()
+    acd: AcdSettings = AcdSettings()
     source: str = "<defaults>"
 
     def replace(self, **sections: Any) -> "Config":
@@ -194,6 +212,7 @@ _SECTIONS = {
     "desktop": DesktopConfig,
     "ivr": IvrConfig,
     "log": LogConfig,
+    "acd": AcdSettings,
 }
 
 
@@ -318,7 +337,10 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
         db, sep, query = rest.partition("?")
         if db and not db.startswith("/") and db != ":memory:":
             crm_url = prefix + _resolve(base, db) + sep + query
-    return cfg.replace(crm=dataclasses.replace(cfg.crm, url=crm_url, journal=_resolve(base, cfg.crm.journal)))
+    return cfg.replace(crm=dataclasses.replace(cfg.crm, url=crm_url, journal=_resolve(base, cfg.crm.journal)),
+                       acd=dataclasses.replace(
+                           cfg.acd, control_socket=cfg.acd.control_socket and _resolve(base, cfg.acd.control_socket),
+                           state_file=cfg.acd.state_file and _resolve(base, cfg.acd.state_file)))
 
 
 def build_config(doc: Mapping[str, Any], *, source: str = "<config>", base: Path | None = None,

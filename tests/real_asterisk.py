@@ -265,7 +265,9 @@ type = identify
 endpoint = trunk
 match = 127.0.0.1
 """,
-            "extensions_local.conf": f"[globals](+)\nCTI_AGI_HOST = 127.0.0.1:{p.agi}\n",
+            # short ACD heartbeat times: a caller whose daemon is gone reaches the fallback queue within seconds
+            "extensions_local.conf": f"[globals](+)\nCTI_AGI_HOST = 127.0.0.1:{p.agi}\n"
+                                     "CTI_ACD_CHECK_SECS = 2\nCTI_ACD_DEAD_SECS = 6\n",
             # res_pjsip_notify only loads with a config file; AMI PJSIPNotify with Variable= needs no entries
             "pjsip_notify.conf": "[cc-test]\nEvent => cc-test\n",
         }
@@ -561,11 +563,13 @@ class Caller(_Sipp):
 class Daemon:
     """``callcenter run`` in its own process, logging JSON lines to a file."""
 
-    def __init__(self, workdir: Path, asterisk: RealAsterisk, flows_dir: Path) -> None:
+    def __init__(self, workdir: Path, asterisk: RealAsterisk, flows_dir: Path, *, crm_url: str | None = None,
+                 extra: str = "") -> None:
         self.dir = workdir
         self.asterisk = asterisk
         self.config = workdir / "callcenter.toml"
-        self.crm_url = f"sqlite:///{workdir / 'crm.db'}"
+        self.crm_url = crm_url or f"sqlite:///{workdir / 'crm.db'}"
+        self.control_socket = str(workdir / "control.sock")
         self.log_path = workdir / "daemon.log"
         self.config.write_text(f"""
 [asterisk]
@@ -586,6 +590,10 @@ port = {free_tcp_port()}
 flows_dir = "{flows_dir}"
 routes = "{flows_dir / 'routes.yaml'}"
 
+[acd]
+control_socket = "{workdir / 'control.sock'}"
+state_file = "{workdir / 'acd-state.json'}"
+{extra}
 [log]
 level = "info"
 format = "json"
@@ -647,6 +655,27 @@ format = "json"
 
     def log_tail(self, n: int = 40) -> str:
         return "\n".join(str(line.get("msg", line)) for line in self.lines()[-n:])
+
+    def control(self, op: str, **fields: Any) -> dict[str, Any]:
+        """One request to the daemon's control socket (what ``callcenter agents ...`` sends)."""
+        import socket as _socket
+
+        with _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM) as sock:
+            sock.settimeout(15)
+            sock.connect(self.control_socket)
+            sock.sendall(json.dumps({"op": op, **fields}).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data)
+
+    def agent(self, agent: str) -> dict[str, Any]:
+        """The daemon's view of one agent (``agents.list``)."""
+        rows = self.control("agents.list")["agents"]
+        return next(row for row in rows if row["agent"] == agent)
 
     def contact(self, linkedid: str) -> Any:
         """The stored contact record of a call (read with the CRM's own code, as `contacts list` does)."""

@@ -463,3 +463,18 @@ def test_random_restore_behaves_like_the_original(strategy, no_agents, ops, data
     assert twin.snapshot(now) == d.snapshot(now)
     for _, now, _ in drive(d, ops[cut:], base, now, calls, twin=twin):
         assert twin.snapshot(now) == d.snapshot(now)
+
+
+def test_an_agent_ready_again_after_missing_a_call_may_be_offered_it_again():
+    """6001 misses the only call, then sets ready: with nobody else, the call rings 6001 again."""
+    from acd.distributor import Distributor
+    from acd.effects import Offer
+    from acd.inputs import Enqueue, Login, Missed, SetReady
+    from acd.model import AcdSetup, AgentProfile, QueueRules
+
+    d = Distributor(AcdSetup((QueueRules("support"),), (AgentProfile("6001", "PJSIP/6001", (), (("support", 0),)),)),
+                    0.0)
+    d.handle(Login("6001", ready=True), 0.0)
+    assert [e.agent for e in d.handle(Enqueue("c1", "support"), 1.0) if isinstance(e, Offer)] == ["6001"]
+    assert not [e for e in d.handle(Missed("c1", "6001", "noanswer"), 16.0) if isinstance(e, Offer)]
+    assert [e.agent for e in d.handle(SetReady("6001"), 30.0) if isinstance(e, Offer)] == ["6001"]

@@ -1113,14 +1113,23 @@ def test_transfer_to_anything_else_uses_the_fallback_queue(sim, target):
 
 
 def test_acd_result_waits_for_the_daemon_then_falls_back(sim, dialplan):
-    """CC_RESULT=acd: bounded MusicOnHold in cc-wait, then the fallback queue."""
+    """CC_RESULT=acd: MusicOnHold passes in cc-wait; with no daemon heartbeat, the fallback queue."""
     paths = inbound(sim, agi_result=agi(CC_RESULT=cv.RESULT_ACD))
     for path in paths:
         moh = path.apps("MusicOnHold")[0][1]
         assert moh["where"][0] == cv.CONTEXT_WAIT
-        assert moh["duration"] == dialplan.globals["CTI_ACD_WAIT_SECS"]
+        assert moh["duration"] == dialplan.globals["CTI_ACD_CHECK_SECS"]
     assert first_queue(paths) == {cv.FALLBACK_QUEUE}
     assert_every_path_ends_cleanly(paths)
+
+
+def test_without_a_heartbeat_the_wait_ends_after_the_dead_time(sim, dialplan):
+    """A caller in cc-wait whose beat never moves hears music for CTI_ACD_DEAD_SECS, then the fallback queue."""
+    paths = sim.explore(cv.CONTEXT_WAIT, "s", env=dict(CALLER))
+    waited = {sum(int(m[1]["duration"]) for m in p.apps("MusicOnHold")) for p in paths if p.end != "answered"}
+    dead, check = int(dialplan.globals["CTI_ACD_DEAD_SECS"]), int(dialplan.globals["CTI_ACD_CHECK_SECS"])
+    assert waited == {dead + (-dead) % check}
+    assert first_queue(paths) == {cv.FALLBACK_QUEUE}
 
 
 @pytest.mark.parametrize("result", sorted(RESULTS))
@@ -1278,12 +1287,12 @@ def test_connect_t_alias_behaves_like_connect(sim):
 
 
 @pytest.mark.parametrize(("given", "seconds"), [("45", "45"), ("0", None), ("", None), ("x9", "9"),
-                                                ("99999", "max")])
-def test_wait_pass_length_is_bounded(sim, dialplan, given, seconds):
-    """CC_WAIT_SECS sets one MOH pass; 0/empty use the default, huge values are capped."""
-    paths = sim.explore(cv.CONTEXT_WAIT, "s", env=acd_env(CC_WAIT_SECS=given))
-    expected = {None: dialplan.globals["CTI_ACD_WAIT_SECS"], "max": dialplan.globals["CTI_ACD_MAX_WAIT_SECS"]}
-    assert {p.apps("MusicOnHold")[0][1]["duration"] for p in paths} == {expected.get(seconds, seconds)}
+                                                ("99999", None), ("121", None), ("120", "120")])
+def test_ring_time_of_an_offer_is_bounded(sim, dialplan, given, seconds):
+    """CC_RING_SECS sets the ring time of one offer; empty, 0 or over 120 use CTI_AGENT_RING_SECS."""
+    paths = sim.explore(cv.CONTEXT_CONNECT, "s", env=acd_env(CC_AGENT_IFACE="PJSIP/6001", CC_RING_SECS=given))
+    expected = seconds or dialplan.globals["CTI_AGENT_RING_SECS"]
+    assert {p.apps("Dial")[0][1]["timeout"] for p in paths} == {expected}
 
 
 def test_acd_wait_is_bounded_in_total(sim, dialplan):

@@ -42,7 +42,7 @@ def test_defaults_apply_to_missing_keys():
 def test_unknown_section_names_the_allowed_ones():
     """An unknown section is an error listing the known sections."""
     assert problems({**SECRET, "asterix": {}}) == [
-        "cc.toml: asterix: unknown section; expected one of: asterisk, crm, desktop, ivr, log, redis"]
+        "cc.toml: asterix: unknown section; expected one of: acd, asterisk, crm, desktop, ivr, log, redis"]
 
 
 def test_unknown_key_names_the_allowed_ones():
@@ -146,7 +146,7 @@ def test_all_errors_reported_at_once():
     found = problems({"asterisk": {"ami_port": "x"}, "redis": {"url": "ftp://x"}, "bogus": 1,
                       "log": {"level": 3}})
     assert found == [
-        "cc.toml: bogus: unknown section; expected one of: asterisk, crm, desktop, ivr, log, redis",
+        "cc.toml: bogus: unknown section; expected one of: acd, asterisk, crm, desktop, ivr, log, redis",
         "cc.toml: asterisk.ami_port: expected an integer, got string 'x'",
         "cc.toml: log.level: expected one of debug, info, warning, error, critical, got integer 3",
         "cc.toml: redis.url: expected a redis://, rediss:// or unix:// URL, got scheme 'ftp'",

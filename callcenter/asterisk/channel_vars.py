@@ -52,8 +52,10 @@ RESULT_ACD = "acd"
 #: Agent interface the daemon sets (AMI Setvar) before Redirect to cc-connect,
 #: e.g. ``Local/6001@agents/n`` or ``PJSIP/6001``.
 CC_AGENT_IFACE = "CC_AGENT_IFACE"
-#: Optional per-call MusicOnHold time (seconds) of one cc-wait pass.
-CC_WAIT_SECS = "CC_WAIT_SECS"
+#: Ring time (seconds) of one ACD offer, read by cc-connect (digits, 1-120).
+CC_RING_SECS = "CC_RING_SECS"
+#: Global the routing daemon sets over AMI every few seconds; cc-wait falls back when it stops moving.
+ACD_BEAT = "CTI_ACD_BEAT"
 #: Full channel name a supervisor spies on (Originate Variable to cc-spy).
 CC_SPY_TARGET = "CC_SPY_TARGET"
 
@@ -76,6 +78,7 @@ CONTEXT_TRANSFER = "cc-transfer"    # allow-listed transfer targets (_6XXX)
 CONTEXT_OUTBOUND = "cc-outbound"    # click-to-dial, exten = customer number
 CONTEXT_SPY = "cc-spy"              # supervisor, exten = a SPY_* mode
 CONTEXT_AGENTS = "agents"           # Local/<ext>@agents rings PJSIP/<ext>
+CONTEXT_ACD_EXIT = "cc-acd-exit"    # the ACD gives up on a caller, exten = voicemail|callback|queue
 
 #: Extensions of CONTEXT_SPY (ChanSpy options q+E+S plus w / B).
 SPY_LISTEN = "listen"

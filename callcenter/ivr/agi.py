@@ -24,7 +24,7 @@ import logging
 
 from callcenter.asterisk.channel_vars import (
     CC_CALL_ID, CC_LANGUAGE, CC_PRIORITY, CC_QUEUE, CC_RESULT, CC_SKILLS, CC_TRANSFER_TO, RESULT_DONE,
-    RESULT_FALLBACK, RESULT_QUEUE, RESULT_TRANSFER,
+    RESULT_ACD, RESULT_FALLBACK, RESULT_QUEUE, RESULT_TRANSFER,
 )
 from callcenter.asterisk.fastagi_protocol import QuotedArg
 from callcenter.asterisk.fastagi_session import AGIPlaybackFailed, AGISession
@@ -136,13 +136,14 @@ class AgiChannel:
             keys += key
         return keys
 
-    async def hand_off(self, handoff: cmd.HandOff, call_id: str) -> None:
+    async def hand_off(self, handoff: cmd.HandOff, call_id: str, *, acd: bool = False) -> None:
+        """Set the hand-off variables; ``CC_RESULT`` is ``acd`` (the daemon routes) or ``queue`` (Queue())."""
         values = [(CC_QUEUE, sanitize.queue(handoff.queue)), (CC_SKILLS, sanitize.skills(handoff.skills)),
                   (CC_PRIORITY, str(sanitize.priority(handoff.priority))),
                   (CC_LANGUAGE, sanitize.language(handoff.language)), (CC_CALL_ID, call_id)]
         for name, value in values:
             await self.session.set_variable(name, value)
-        await self.session.set_variable(CC_RESULT, RESULT_QUEUE)
+        await self.session.set_variable(CC_RESULT, RESULT_ACD if acd else RESULT_QUEUE)
 
     async def transfer(self, target: str, call_id: str) -> None:
         await self.session.set_variable(CC_TRANSFER_TO, sanitize.transfer_target(target))

@@ -47,13 +47,15 @@ DEFAULT_PORT_TIMEOUT = 3.0
 class IvrHandler:
     def __init__(self, flows: Callable[[], FlowSet], customers: CustomerPort, records: ContactRecordSink,
                  queue_stats: QueueStatsPort, clock: IReactorTime, *,
-                 port_timeout: float = DEFAULT_PORT_TIMEOUT) -> None:
+                 port_timeout: float = DEFAULT_PORT_TIMEOUT, acd: Any = None) -> None:
         self._flows = flows
         self._customers = customers
         self.records = records
         self._queue_stats = queue_stats
         self._clock = clock
         self._port_timeout = port_timeout
+        #: The daemon's ACD (``prepare_handoff``); None: every hand-off goes to Asterisk's Queue().
+        self._acd = acd
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
@@ -119,6 +121,17 @@ class IvrHandler:
         raise TypeError(f"unknown engine request {request!r}")
 
 
+    async def routed_by_acd(self, call: "_Call", handoff: cmd.HandOff) -> bool:
+        """Whether the daemon's ACD takes this hand-off (it then keeps it until the caller waits)."""
+        if self._acd is None:
+            return False
+        customer = call.state.variables.get("customer.id") if call.state is not None else None
+        taken = await self.ask(call.call_id, "ACD hand-off", self._acd.prepare_handoff, call.call_id, handoff.queue,
+                               tuple(handoff.skills), handoff.priority,
+                               str(customer) if customer not in (None, "") else None)
+        return taken is True
+
+
 class _Call:
     """One call through the handler: the engine loop and its record."""
 
@@ -171,7 +184,7 @@ class _Call:
             elif isinstance(command, cmd.SetLanguage):
                 await channel.set_language(command.language)
             elif isinstance(command, cmd.HandOff):
-                await channel.hand_off(command, self.call_id)
+                await channel.hand_off(command, self.call_id, acd=await self.handler.routed_by_acd(self, command))
                 self.outcome = cmd.QUEUE
             elif isinstance(command, cmd.Transfer):
                 await self.transfer(command.target)

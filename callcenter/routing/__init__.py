@@ -1,0 +1,1 @@
+"""The ACD bound to Asterisk: the daemon side of the pure routing core in ``acd/``."""
