@@ -185,6 +185,9 @@ class StatsBook:
 
     def queue_figures(self, queue: str, now: float, waiting_since: Iterable[float] = (),
                       agent_states: Mapping[str, AgentState] | None = None) -> QueueFigures:
+        """The figures of ``queue`` now; ``waiting_since`` are the enqueue times of the callers
+        waiting, ``agent_states`` the states of its members.  The waiting count also goes to the
+        queue's chart window (``window(queue)``) for this minute."""
         waiting_since = list(waiting_since)
         counters = self._queues.get(queue) or _QueueCounters()
         self.window(queue).waiting(len(waiting_since), now)
