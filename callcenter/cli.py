@@ -118,6 +118,9 @@ cli.add_command(build_flows_group(_open_crm))
 cli.add_command(prompts)
 cli.add_command(crm_cli.db)
 cli.add_command(crm_cli.contacts)
+cli.add_command(crm_cli.agents)
+cli.add_command(crm_cli.queues)
+cli.add_command(crm_cli.callbacks)
 
 
 def main() -> None:

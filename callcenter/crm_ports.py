@@ -7,7 +7,9 @@ work runs on the CRM's database thread pool, never on the reactor.
 
 Ticket drafts and callback requests carry the IVR's key (call, flow, node):
 a write whose timeout fired may still commit, and a retry with the same key
-answers the id of that write instead of opening a second ticket.
+answers the id of that write instead of opening a second ticket.  A
+callback request opens a service-order ticket and a ``callbacks`` row (the
+ACD dials it) in one job on the CRM's pool, both under that key.
 
 ``verify_secret`` hands the caller's keys to the CRM, which checks them
 against the customer's hashed secret and counts wrong tries in the
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Mapping
 
+from callcenter.asterisk.channel_vars import FALLBACK_QUEUE
 from crm_core import customers
 from crm_core.api import CrmStore
 from crm_core.errors import NotFound
@@ -89,12 +92,17 @@ class CrmCustomerPort:
 
     async def record_callback(self, *, call_id: str, customer_id: str | None, number: str, flow: str,
                               queue: str | None, key: str | None = None) -> str | None:
-        """A callback request is a service order: the back office works it like any other."""
-        ticket = await self._store.open_ticket(NewTicket(
-            kind="service_order", subject=f"Callback request to {number}", created_by=ACTOR,
-            customer_id=_int(customer_id),
-            description=f"Caller asked to be called back on {number} (flow {flow}, queue {queue or '-'}).",
-            linkedids=(call_id,), idempotency_key=key))
+        """A callback request is a service order the back office can follow, and a callback the ACD dials
+        (in the node's queue, else the fallback queue); both under the IVR's key.  Answers the ticket id."""
+        cid = _int(customer_id)
+        ticket, callback = await self._store.request_callback(
+            NewTicket(kind="service_order", subject=f"Callback request to {number}", created_by=ACTOR,
+                      customer_id=cid,
+                      description=f"Caller asked to be called back on {number} (flow {flow}, queue {queue or '-'}).",
+                      linkedids=(call_id,), idempotency_key=key),
+            number, queue or FALLBACK_QUEUE, customer_id=cid, origin_linkedid=call_id, key=key)
+        logger.info("call %s: callback %s to %s in queue %s (ticket %s)", call_id, callback.id, number,
+                    callback.queue, ticket.id)
         return str(ticket.id)
 
     async def verify_secret(self, *, call_id: str, customer_id: str, secret: str) -> str | None:

@@ -1,4 +1,4 @@
-"""The CRM schema: customers, accounts, contacts, tickets and the ACD's configuration.
+"""The CRM schema: customers, accounts, contacts, tickets, the ACD's configuration and callbacks.
 
 Portable types only (see ``crm_core.types``); timestamps are UTC and set by
 the server.  The migrations in ``crm_core/migrations`` create exactly this
@@ -16,6 +16,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     SmallInteger,
     String,
@@ -46,6 +47,13 @@ TICKET_STATUSES = ("open", "in_progress", "resolved", "closed", "reopened")
 TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
 ACCOUNT_STATUSES = ("active", "suspended", "closed")
 AGREEMENT_STATUSES = ("pending", "active", "expired", "cancelled")
+# The ACD's routing vocabulary (acd.model; a test keeps the two in step).
+STRATEGIES = ("longest-idle", "fewest-calls", "best-skill", "round-robin")
+ENGINES = ("daemon", "asterisk")
+FALLBACK_ACTIONS = ("voicemail", "callback", "queue")
+NO_AGENTS_RULES = ("wait", "overflow", "fallback")
+CALLBACK_STATUSES = ("pending", "dialing", "done", "failed", "cancelled")
+CALLBACK_OUTCOMES = ("answered", "noanswer", "busy", "failed")
 
 
 metadata = MetaData(naming_convention=NAMING)
@@ -96,7 +104,38 @@ queues = _table(
     Column("required_skills", Json),  # {"skill": minimum proficiency}
     Column("priority", SmallInteger, nullable=False, server_default="0"),
     Column("service_level_seconds", SmallInteger, nullable=False, server_default="20"),
+    # Routing (acd.model.QueueRules); durations in whole seconds, None: never.
+    Column("strategy", String(16), nullable=False, server_default="longest-idle"),
+    Column("engine", String(16), nullable=False, server_default="daemon"),  # who rings the agents
+    Column("ring_seconds", SmallInteger, nullable=False, server_default="15"),
+    Column("wrap_up_seconds", SmallInteger, nullable=False, server_default="10"),
+    Column("relax_after", Integer),  # then the minimum proficiencies drop to relaxed_proficiency
+    Column("relaxed_proficiency", SmallInteger, nullable=False, server_default="1"),
+    Column("overflow_after", Integer),  # then members of overflow_to may take the call too
+    Column("overflow_to", Key(64)),  # a queue name
+    Column("max_wait", Integer),  # then the caller leaves with on_max_wait
+    Column("on_max_wait", String(16), nullable=False, server_default="voicemail"),
+    Column("no_agents", String(16), nullable=False, server_default="wait"),
+    Column("callback_priority", SmallInteger, nullable=False, server_default="-1"),
+    Column("callback_retries", SmallInteger, nullable=False, server_default="3"),  # dial attempts in all
+    Column("callback_spacing", Integer, nullable=False, server_default="600"),  # seconds between attempts
+    Column("sticky_days", SmallInteger, nullable=False, server_default="0"),  # 0: no sticky routing
+    Column("hours", Json),  # {"tz": "Asia/Shanghai", "days": {"mon": [["08:00", "18:00"]], ...}}; None: always open
     _created(), _updated(),
+    CheckConstraint(_in("strategy", STRATEGIES), name="strategy"),
+    CheckConstraint(_in("engine", ENGINES), name="engine"),
+    CheckConstraint("ring_seconds BETWEEN 1 AND 600", name="ring_seconds"),
+    CheckConstraint("wrap_up_seconds BETWEEN 0 AND 3600", name="wrap_up_seconds"),
+    CheckConstraint("relax_after >= 0", name="relax_after"),
+    CheckConstraint("relaxed_proficiency BETWEEN 1 AND 5", name="relaxed_proficiency"),
+    CheckConstraint("overflow_after >= 0", name="overflow_after"),
+    CheckConstraint("overflow_to <> name", name="overflow_to"),
+    CheckConstraint("max_wait > 0", name="max_wait"),
+    CheckConstraint(_in("on_max_wait", FALLBACK_ACTIONS), name="on_max_wait"),
+    CheckConstraint(_in("no_agents", NO_AGENTS_RULES), name="no_agents"),
+    CheckConstraint("callback_retries BETWEEN 1 AND 20", name="callback_retries"),
+    CheckConstraint("callback_spacing >= 0", name="callback_spacing"),
+    CheckConstraint("sticky_days BETWEEN 0 AND 3650", name="sticky_days"),
 )
 
 agent_queues = _table(
@@ -298,4 +337,33 @@ ticket_contacts = _table(
     Column("ticket_id", Id, ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True),
     # No foreign key: the link may be made before the contact leaves the journal.
     Column("linkedid", Key(64), primary_key=True, index=True),
+)
+
+#: Calls the call center owes: the ACD dials them when due.  A daemon claims one (``dialing``) with a single
+#: conditional UPDATE, so two daemons never dial the same callback; a claim that expires (the daemon died
+#: mid-dial) is released back to ``pending``.  See ``crm_core.callbacks``.
+callbacks = _table(
+    "callbacks",
+    Column("id", Id, primary_key=True),
+    Column("ticket_id", Id, ForeignKey("tickets.id", ondelete="SET NULL")),  # the service order, if any
+    Column("customer_id", Id, ForeignKey("customers.id", ondelete="SET NULL")),
+    Column("number", Unicode(80), nullable=False),  # what to dial
+    Column("queue", Key(64), nullable=False),
+    Column("priority", SmallInteger),  # None: the queue's callback_priority
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("attempts", SmallInteger, nullable=False, server_default="0"),
+    Column("max_attempts", SmallInteger, nullable=False, server_default="3"),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("claimed_by", String(64)),  # the daemon dialing it
+    Column("claim_until", UtcDateTime),
+    Column("last_outcome", String(16)),
+    Column("last_linkedid", Key(64)),  # the latest attempt's call
+    Column("origin_linkedid", Key(64)),  # the call that asked for it
+    Column("idempotency_key", Key(200)),  # as tickets.idempotency_key
+    _created(), _updated(),
+    CheckConstraint(_in("status", CALLBACK_STATUSES), name="status"),
+    CheckConstraint(_in("last_outcome", CALLBACK_OUTCOMES), name="last_outcome"),
+    CheckConstraint("attempts >= 0 AND max_attempts BETWEEN 1 AND 20", name="attempts"),
+    Index("ix_callbacks_status_next", "status", "next_attempt_at"),
+    Index("uq_callbacks_idempotency_key", "idempotency_key", unique=True),
 )

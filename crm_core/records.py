@@ -234,12 +234,42 @@ class AgentConfig:
 
 
 @dataclass(frozen=True)
+class OpeningHours:
+    """When a queue is open, in its own time zone: ``days`` holds only open days, in week order.
+
+    Stored as ``{"tz": "Asia/Shanghai", "days": {"mon": [["08:00", "18:00"]], ...}}``
+    (``crm_core.acd_config.hours_from_json`` / ``hours_to_json``); an end of ``24:00`` is midnight.
+    """
+
+    tz: str
+    days: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()  # (("mon", (("08:00", "18:00"),)), ...)
+
+
+@dataclass(frozen=True)
 class QueueConfig:
+    """A queue and how it routes (``acd.model.QueueRules``); durations are whole seconds, None: never."""
+
     name: str
     display_name: str
     required_skills: tuple[tuple[str, int], ...]
     priority: int
     service_level_seconds: int
+    strategy: str = "longest-idle"  # longest-idle, fewest-calls, best-skill, round-robin
+    engine: str = "daemon"  # daemon, asterisk: who rings the agents
+    ring_seconds: int = 15
+    wrap_up_seconds: int = 10
+    relax_after: int | None = None  # waited this long: minimum proficiencies drop to relaxed_proficiency
+    relaxed_proficiency: int = 1
+    overflow_after: int | None = None  # waited this long: members of overflow_to may take the call too
+    overflow_to: str | None = None  # another existing queue
+    max_wait: int | None = None  # waited this long: the caller leaves with on_max_wait
+    on_max_wait: str = "voicemail"  # voicemail, callback, queue
+    no_agents: str = "wait"  # nobody logged in has the skills: wait, overflow, fallback
+    callback_priority: int = -1
+    callback_retries: int = 3  # dial attempts in all
+    callback_spacing: int = 600  # seconds between attempts
+    sticky_days: int = 0  # back to the customer's last agent within that many days; 0: no
+    hours: OpeningHours | None = None  # None: always open
 
 
 @dataclass(frozen=True)
@@ -258,3 +288,45 @@ class AcdConfig:
     agents: tuple[AgentConfig, ...] = field(default=())
     queues: tuple[QueueConfig, ...] = field(default=())
     dispositions: tuple[DispositionCode, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class CallbackRecord:
+    """A call the call center owes (``crm_core.callbacks``): pending, dialing (claimed), done, failed, cancelled."""
+
+    id: int
+    number: str
+    queue: str
+    status: str
+    attempts: int
+    max_attempts: int
+    next_attempt_at: datetime
+    priority: int | None = None  # None: the queue's callback_priority
+    customer_id: int | None = None
+    ticket_id: int | None = None
+    claimed_by: str | None = None
+    claim_until: datetime | None = None
+    last_outcome: str | None = None  # answered, noanswer, busy, failed
+    last_linkedid: str | None = None
+    origin_linkedid: str | None = None
+    idempotency_key: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ContactFigure:
+    """One queued call as the ACD's statistics need it after a restart (``thd_contact_figures``)."""
+
+    queue: str
+    agent: str | None
+    enqueued_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    wait_seconds: float | None
+    talk_seconds: float | None
+    hold_seconds: float | None
+    wrapup_seconds: float | None
+    abandoned: bool | None
+    linkedid: str = ""
+    started_at: datetime | None = None

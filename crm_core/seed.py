@@ -3,8 +3,10 @@
 Mixed Chinese and English customers (张伟, 王芳, John Smith, companies),
 +86 mobiles and landlines with some +1/+44 numbers, accounts with balances
 and arrears, agreements, tickets with their history, and a contact history
-per customer; agents, queues and disposition codes too.  Deterministic:
-the same ``seed`` and ``anchor`` give the same data.
+per customer; agents, queues and disposition codes too, with the demo's
+ACD configuration (``thd_seed_acd``: the hotline's queues with their
+routing, agents 6001 and 6002).  Deterministic: the same ``seed`` and
+``anchor`` give the same data.
 
 Fast enough for millions of rows: values are generated as plain tuples in
 batches and loaded with ``executemany`` on SQLite (``synchronous=OFF`` for
@@ -26,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from crm_core import models as m
 from crm_core import seed_data as d
-from crm_core.acd_config import NewAgent, thd_save_agent, thd_save_disposition, thd_save_queue
+from crm_core.acd_config import NewAgent, hours_from_json, thd_save_agent, thd_save_disposition, thd_save_queue
 from crm_core.customers import check_secret, fold, name_keys, rfm_value
 from crm_core.passwords import hash_password
 from crm_core.records import DispositionCode, QueueConfig
@@ -385,16 +387,45 @@ def _max_ids(conn: Connection) -> dict[str, int]:
     return found
 
 
-def _configuration(engine: Engine, plan: SeedPlan, r: random.Random) -> list[str]:
-    """Queues, disposition codes and agents (created once); return the agent logins."""
+def thd_seed_acd(engine: Engine, agent_password: str | None = None) -> list[str]:
+    """The demo's ACD configuration (``seed_data.ACD_QUEUES``, ``ACD_AGENTS`` and the disposition codes):
+    what is missing is added (agents with ``agent_password``, if given), what exists is left as it is (it
+    may have been edited since); return the names of the queues and agents added."""
     with engine.connect() as conn:
-        existing = list(conn.execute(select(m.agents.c.login).order_by(m.agents.c.login)).scalars())
+        have_queues = set(conn.execute(select(m.queues.c.name)).scalars())
+        have_agents = set(conn.execute(select(m.agents.c.login)).scalars())
+        have_codes = set(conn.execute(select(m.disposition_codes.c.code)).scalars())
+    added = []
+    for spec in d.ACD_QUEUES:  # in order: a queue overflows to one listed before it
+        if spec["name"] not in have_queues:
+            fields = dict(spec, hours=hours_from_json(spec.get("hours")))
+            thd_save_queue(engine, QueueConfig(**{"required_skills": (), "priority": 0,
+                                                  "service_level_seconds": 20, **fields}))
+            added.append(str(spec["name"]))
+    for code, label, category, needs_ticket in d.DISPOSITIONS:
+        if code not in have_codes:
+            thd_save_disposition(engine, DispositionCode(code, label, category, needs_ticket, True))
+    for login, name, interface, skills, member in d.ACD_AGENTS:
+        if login not in have_agents:
+            thd_save_agent(engine, NewAgent(login, name, agent_password, interface, "agent", True, skills, member))
+            added.append(login)
+    return added
+
+
+def _configuration(engine: Engine, plan: SeedPlan, r: random.Random) -> list[str]:
+    """Queues, disposition codes and agents (created once), and the demo's ACD configuration; return the
+    logins of the agents that take the generated calls (not the demo's)."""
+    thd_seed_acd(engine, plan.agent_password)
+    demo = {login for login, *_ in d.ACD_AGENTS}
+    with engine.connect() as conn:
+        existing = [login for login in conn.execute(select(m.agents.c.login).order_by(m.agents.c.login)).scalars()
+                    if login not in demo]
+        have_queues = set(conn.execute(select(m.queues.c.name)).scalars())
     if existing:
         return existing
     for name, label, skills, priority in d.QUEUES:
-        thd_save_queue(engine, QueueConfig(name, label, skills, priority, 20))
-    for code, label, category, needs_ticket in d.DISPOSITIONS:
-        thd_save_disposition(engine, DispositionCode(code, label, category, needs_ticket, True))
+        if name not in have_queues:  # the demo's are configured already
+            thd_save_queue(engine, QueueConfig(name, label, skills, priority, 20))
     password = hash_password(plan.agent_password)
     logins = []
     for i in range(plan.agents):
@@ -407,7 +438,7 @@ def _configuration(engine: Engine, plan: SeedPlan, r: random.Random) -> list[str
                                         else "agent", True, skills, queues))
         logins.append(login)
     with engine.begin() as conn:
-        conn.execute(update(m.agents).values(password_hash=password))
+        conn.execute(update(m.agents).where(m.agents.c.login.in_(logins)).values(password_hash=password))
     return logins
 
 

@@ -77,6 +77,37 @@ QUEUES = [("general", "综合服务 General", (), 0), ("billing", "账单 Billin
           ("vip", "VIP 专席", (("vip", 4),), 10), ("english", "English Service", (("en", 3),), 0)]
 SKILLS = ["zh", "en", "yue", "billing", "tech", "sales", "vip"]
 
+#: The ACD configuration of the demo and of asterisk_conf/ (queues.conf, pjsip.conf): the hotline flow's
+#: queues with their routing, and the two agent phones.  Only what QueueConfig sets beyond its defaults.
+OFFICE_HOURS = {"tz": "Asia/Shanghai",
+                "days": {day: [["09:00", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}}
+ACD_QUEUES: list[dict[str, object]] = [
+    # first-level support and the fallback queue: anyone, in turn; callers waiting 5 minutes get a callback
+    {"name": "support", "display_name": "技术支持 Support", "strategy": "round-robin", "max_wait": 300,
+     "on_max_wait": "callback", "callback_spacing": 600},
+    {"name": "sales", "display_name": "销售 Sales", "required_skills": (("sales", 1),), "strategy": "longest-idle",
+     "no_agents": "overflow", "overflow_after": 60, "overflow_to": "support", "hours": OFFICE_HOURS},
+    # the VIP line: the most skilled agent first, to support after 30 s, back to the last agent for 30 days
+    {"name": "vip", "display_name": "VIP 专席", "required_skills": (("vip", 3),), "priority": 10,
+     "strategy": "best-skill", "ring_seconds": 20, "overflow_after": 30, "overflow_to": "support",
+     "sticky_days": 30, "callback_priority": 5},
+    {"name": "billing", "display_name": "账单 Billing", "required_skills": (("billing", 2),),
+     "strategy": "fewest-calls", "relax_after": 60, "relaxed_proficiency": 1, "overflow_after": 120,
+     "overflow_to": "support"},
+    {"name": "complaints", "display_name": "投诉 Complaints", "required_skills": (("complaints", 2),),
+     "priority": 5, "strategy": "longest-idle", "wrap_up_seconds": 30, "max_wait": 180,
+     "on_max_wait": "callback", "callback_priority": 0, "sticky_days": 7},
+]
+#: (login, name, interface, skills, queues with penalties)
+ACD_AGENTS = [
+    ("6001", "李娜 Li Na", "PJSIP/6001", (("billing", 4), ("complaints", 3), ("en", 3), ("technical", 3),
+                                          ("vip", 4), ("zh", 5)),
+     (("billing", 0), ("complaints", 0), ("support", 0), ("vip", 0))),
+    ("6002", "John Smith", "PJSIP/6002", (("billing", 2), ("complaints", 4), ("en", 5), ("sales", 4),
+                                           ("technical", 4), ("zh", 3)),
+     (("billing", 1), ("complaints", 0), ("sales", 0), ("support", 0), ("vip", 1))),
+]
+
 DISPOSITIONS = [("resolved", "问题已解决 Resolved", "general", False),
                 ("billing_question", "账单咨询 Billing question", "billing", False),
                 ("payment_promise", "承诺缴费 Promise to pay", "billing", False),

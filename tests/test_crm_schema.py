@@ -213,7 +213,7 @@ def test_upgrade_from_0001_keeps_every_row_and_adds_the_ticket_key_and_the_secre
                         for t in ("customers", "tickets", "ticket_events", "ticket_contacts", "customer_phones")]
 
         assert counts() == [1, 1, 1, 1, 1]
-        assert thd_upgrade(engine) == head_revision() == "0002"
+        assert thd_upgrade(engine) == head_revision()
         assert counts() == [1, 1, 1, 1, 1]
         assert thd_verify_status(engine, cid) == VerifyStatus(False, 0, None)
         thd_set_verify_secret(engine, cid, "1234")
