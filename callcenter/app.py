@@ -106,5 +106,11 @@ def build_acd(root: Root, config: Config, reactor: Any) -> AcdService:
         since = datetime.fromtimestamp(reactor.seconds(), timezone.utc) - timedelta(days=days)
         return store().last_agent(int(customer_id), since)
 
+    def contact_figures(since: float) -> Any:
+        from datetime import datetime, timezone
+
+        return store().contact_figures(datetime.fromtimestamp(since, timezone.utc))
+
     return AcdService(reactor, tracker=root.calls.tracker, ami=lambda: root.ami.client, coordinator=coordinator,
-                      load_setup=load_setup, config_stamp=config_stamp, last_agent=last_agent)
+                      load_setup=load_setup, config_stamp=config_stamp, last_agent=last_agent,
+                      contact_figures=contact_figures)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from callcenter.config import Config, ConfigError, load_config
+from callcenter.routing.cli import register as register_runtime_commands
 from crm_core import cli as crm_cli
 from ivr_flows.cli import build_flows_group
 from ivr_flows.prompts_cli import prompts
@@ -118,6 +119,7 @@ cli.add_command(build_flows_group(_open_crm))
 cli.add_command(prompts)
 cli.add_command(crm_cli.db)
 cli.add_command(crm_cli.contacts)
+register_runtime_commands(crm_cli.agents, crm_cli.queues)  # agents list/login/logout/state, queues status
 cli.add_command(crm_cli.agents)
 cli.add_command(crm_cli.queues)
 cli.add_command(crm_cli.callbacks)

@@ -148,6 +148,30 @@ def test_a_ready_agent_is_connected_then_wraps_up_and_is_ready_again(lab, acd):
     assert record.answered_at is not None and record.talk_seconds > 0
     assert dialled(lab, caller) == ["PJSIP/6001"]
     assert "Connecting the caller to PJSIP/6001" in lab.asterisk.log()
+    support = next(q for q in acd.control("queues.status")["queues"] if q["queue"] == "support")
+    assert support["answered"] >= 1 and support["asa"] is not None and support["aht"] is not None
+
+
+def test_the_operators_cli_logs_an_agent_in_and_lists_it(lab, acd):
+    """`callcenter agents login/state/list` and `queues status` against the running daemon's control socket."""
+    import subprocess
+    import sys
+
+    def cli(*args):
+        done = subprocess.run([sys.executable, "-m", "callcenter", *args, "--config", str(acd.config)],
+                              capture_output=True, text=True, timeout=30)
+        return done.returncode, done.stdout + done.stderr
+
+    assert cli("agents", "login", "6002", "--queues", "support") == (0, "6002: not-ready (login)\n")
+    assert cli("agents", "state", "6002", "ready") == (0, "6002: ready\n")
+    code, out = cli("agents", "state", "6002", "not-ready", "--reason", "lunch")
+    assert (code, out) == (0, "6002: not-ready (lunch)\n")
+    code, out = cli("agents", "list")
+    assert code == 0 and any(line.split()[:3] == ["6002", "not-ready", "lunch"] for line in out.splitlines()), out
+    code, out = cli("queues", "status")
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["QUEUE", "WAITING", "LONGEST"], out
+    code, out = cli("agents", "state", "6099", "ready")
+    assert code == 2 and "refused" in out and "6099" in out
 
 
 def test_ring_no_answer_makes_the_agent_missed_and_the_next_agent_gets_the_call(lab, acd):

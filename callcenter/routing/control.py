@@ -29,7 +29,6 @@ from twisted.protocols.basic import LineOnlyReceiver
 
 from acd import inputs as inp
 from callcenter.aio import as_deferred
-from callcenter.routing import codec
 from callcenter.service import AsyncService
 
 logger = logging.getLogger(__name__)
@@ -99,9 +98,9 @@ class ControlService(AsyncService):
         op = request["op"]
         try:
             if op == "agents.list":
-                return {"ok": True, "agents": self.agent_rows()}
+                return await as_deferred(self._acd.query("agents"))
             if op == "queues.status":
-                return {"ok": True, "queues": self.queue_rows()}
+                return await as_deferred(self._acd.query("queues"))
             command = self._command(op, request)
         except (KeyError, TypeError, ValueError) as exc:
             return {"ok": False, "error": f"bad {op} request: {exc}"}
@@ -136,41 +135,3 @@ class ControlService(AsyncService):
                 return inp.SetNotReady(agent, reason)
             raise ValueError(f"state must be ready or not-ready, not {state!r}")
         return None
-
-    def agent_rows(self) -> list[dict[str, Any]]:
-        now = self._acd.now()
-        views = {a.agent: a for a in self._acd.agents()}
-        rows = []
-        for profile in self._acd.distributor.setup.agents:
-            view = views.pop(profile.agent, None)
-            rows.append(self._agent_row(profile.agent, view, profile.interface, now))
-        for agent, view in views.items():
-            rows.append(self._agent_row(agent, view, view.interface, now))
-        return rows
-
-    @staticmethod
-    def _agent_row(agent: str, view: Any, interface: str | None, now: float) -> dict[str, Any]:
-        if view is None:
-            return {"agent": agent, "state": "logged-out", "reason": None, "seconds": None,
-                    "interface": interface, "queues": [], "call_id": None, "calls_handled": 0}
-        return {"agent": agent, "state": view.state.value, "reason": view.reason,
-                "seconds": round(now - view.since, 1), "interface": view.interface, "queues": list(view.queues),
-                "call_id": view.call_id, "calls_handled": view.calls_handled}
-
-    def queue_rows(self) -> list[dict[str, Any]]:
-        stats = getattr(self._acd, "queue_figures", None)
-        rows = []
-        now = self._acd.now()
-        for rules in self._acd.distributor.setup.queues:
-            if stats is not None:
-                rows.append(codec.plain(stats(rules.name)))
-                continue
-            waiting = self._acd.distributor.waiting(rules.name)
-            states: dict[str, int] = {}
-            for view in self._acd.agents():
-                if rules.name in view.queues:
-                    states[view.state.value] = states.get(view.state.value, 0) + 1
-            rows.append({"queue": rules.name, "waiting": len(waiting),
-                         "longest_wait": round(max((now - c.enqueued_at for c in waiting), default=0.0), 1),
-                         "agents_by_state": states})
-        return rows

@@ -49,11 +49,12 @@ from acd import events as ev
 from acd import inputs as inp
 from acd.distributor import Distributor
 from acd.errors import AcdError
-from acd.model import AcdSetup, AgentState, AgentView, CallView
+from acd.model import AcdSetup, AgentState, AgentView, CallView, Snapshot
 from callcenter.asterisk import channel_vars as cv
 from callcenter.logging import call_id_context
 from callcenter.routing import codec
 from callcenter.routing.coordinator import Coordinator, NotLeader
+from callcenter.routing.figures import AcdFigures
 from callcenter.service import AsyncService
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class AcdService(AsyncService):
     def __init__(self, reactor: Any, *, tracker: Any, ami: Callable[[], Any], coordinator: Coordinator,
                  load_setup: Callable[[], Any], config_stamp: Callable[[], Any] | None = None,
                  last_agent: Callable[[str, int], Any] | None = None,
+                 contact_figures: Callable[[float], Any] | None = None,
                  default_queue: str = cv.FALLBACK_QUEUE, tick_every: float = 1.0, beat_every: float = 5.0,
                  config_every: float = 2.0) -> None:
         self._reactor = reactor
@@ -103,10 +105,14 @@ class AcdService(AsyncService):
         self._load_setup = load_setup
         self._config_stamp = config_stamp
         self._last_agent = last_agent
+        self._contact_figures = contact_figures
+        #: Queue and agent figures (answered, abandoned, service level, time in state, ...).
+        self.figures = AcdFigures(self.now)
+        self._routed: set[str] = set()                # calls the distributor held, until they end
         self._default_queue = default_queue
         self._tick_every, self._beat_every, self._config_every = tick_every, beat_every, config_every
         self.distributor = Distributor(AcdSetup(), reactor.seconds())
-        self._listeners: list[Callable[[Any], None]] = []
+        self._listeners: list[Callable[[Any], None]] = [self.figures.on_effect]
         self._timer: Any = None
         self._looper: LoopingCall | None = None
         self._ticking = False
@@ -133,6 +139,8 @@ class AcdService(AsyncService):
         await as_deferred(self.coordinator.start(self._relayed))
         setup = await as_deferred(self._fetch_setup_async())
         self.distributor = Distributor(setup or AcdSetup(), self.now())
+        self._thresholds()
+        await as_deferred(self._load_figures())
         self._looper = LoopingCall(self._tick)
         self._looper.clock = self._reactor
         self._looper.start(self._tick_every, now=True)
@@ -145,7 +153,7 @@ class AcdService(AsyncService):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         if self.coordinator.leader:
-            await as_deferred(self.coordinator.save_snapshot(codec.encode_snapshot(self.distributor.snapshot(self.now()))))
+            await as_deferred(self.coordinator.save_snapshot(self._saved_state(self.now())))
         for task in list(self._tasks):
             task.cancel()
         await as_deferred(self.coordinator.stop())
@@ -156,6 +164,20 @@ class AcdService(AsyncService):
     def subscribe(self, listener: Callable[[Any], None]) -> None:
         """``listener(effect)`` for every effect (agent states, offers, fallbacks), leader only."""
         self._listeners.append(listener)
+
+    def _thresholds(self) -> None:
+        self.figures.set_thresholds({q.name: q.service_level_seconds for q in self.distributor.setup.queues})
+
+    async def _load_figures(self) -> None:
+        """The day's queue figures from the contact log, so they survive a restart."""
+        if self._contact_figures is None:
+            return
+        try:
+            rows = await wait_for_value(self._contact_figures(self.figures.day))
+            count = self.figures.load(rows)
+            logger.info("queue figures since local midnight rebuilt from %d contacts", count)
+        except Exception as exc:
+            logger.warning("queue figures start from zero: the contact log cannot be read: %s", exc)
 
     # -- periodic work --------------------------------------------------------
     def _tick(self) -> None:
@@ -175,6 +197,8 @@ class AcdService(AsyncService):
         if not leader:
             return
         now = self.now()
+        if self.figures.roll_over(now):
+            logger.info("a new day: queue and agent figures start from zero")
         if now - self._last_beat >= self._beat_every:
             self._last_beat = now
             await self._send_beat()
@@ -183,7 +207,11 @@ class AcdService(AsyncService):
             await self._check_config()
         if self._dirty:
             self._dirty = False
-            await self.coordinator.save_snapshot(codec.encode_snapshot(self.distributor.snapshot(now)))
+            await self.coordinator.save_snapshot(self._saved_state(now))
+
+    def _saved_state(self, now: float) -> str:
+        return json.dumps({"snapshot": codec.plain(self.distributor.snapshot(now)),
+                           "figures": self.figures.book.dump()}, ensure_ascii=False)
 
     async def _send_beat(self) -> None:
         self._beat = (self._beat + 1) % 1_000_000
@@ -210,6 +238,7 @@ class AcdService(AsyncService):
         logger.info("ACD configuration %s: %d queues, %d agents", "loaded" if first else "changed",
                     len(setup.queues), len(setup.agents))
         self.apply(inp.ConfigChanged(setup))
+        self._thresholds()
         self.sync_members()
 
     async def _fetch_setup_async(self) -> AcdSetup | None:
@@ -225,8 +254,10 @@ class AcdService(AsyncService):
         text = await self.coordinator.load_snapshot()
         if text:
             try:
-                snapshot = codec.decode_snapshot(text)
+                saved = json.loads(text)
+                snapshot = codec.from_plain(Snapshot, saved["snapshot"])
                 self.distributor = Distributor.restore(self.distributor.setup, snapshot, now)
+                self.figures.book.restore(saved.get("figures") or {})
                 logger.info("routing calls from the saved ACD state (%d agents, %d calls)",
                             len(snapshot.agents), len(snapshot.calls))
             except Exception:
@@ -300,7 +331,13 @@ class AcdService(AsyncService):
             self._timer = self._reactor.callLater(max(0.0, deadline - self.now()), self._advance)
 
     async def _relayed(self, text: str) -> str:
-        """A command relayed from another daemon (or this one): the JSON answer."""
+        """A command or query relayed from another daemon (or this one): the JSON answer."""
+        try:
+            asked = json.loads(text)
+            if isinstance(asked, dict) and set(asked) == {"query"}:
+                return json.dumps(self._query(str(asked["query"])))
+        except ValueError:
+            pass
         try:
             command = codec.decode_input(text)
         except ValueError as exc:
@@ -385,6 +422,7 @@ class AcdService(AsyncService):
             try:
                 self.apply(inp.Enqueue(call_id, queue, handoff.skills if queue == handoff.queue else None,
                                        handoff.priority, preferred_agent=handoff.preferred_agent))
+                self._routed.add(call_id)
             except AcdError as exc:
                 logger.error("call %s: not queued: %s", call_id, exc)
 
@@ -393,6 +431,10 @@ class AcdService(AsyncService):
         """A typed call event from the tracker (``CallsService.subscribe``)."""
         if isinstance(event, ev.AgentMemberStatus):
             self._member_status(event)
+        if self.coordinator.leader:
+            self.figures.on_call_event(event, self._routed.__contains__, self._queue_of)
+        if isinstance(event, ev.CallEnded):
+            self._routed.discard(event.call_id)
         if not self.coordinator.leader:
             if isinstance(event, ev.CallsResynced):
                 self._resynced = True
@@ -402,6 +444,10 @@ class AcdService(AsyncService):
                 self.apply(command)
             except AcdError as exc:
                 logger.warning("call %s: %s ignored: %s", getattr(event, "call_id", "-"), type(command).__name__, exc)
+
+    def _queue_of(self, call_id: str) -> str | None:
+        record = self._tracker.get(call_id)
+        return record.queue if record is not None else None
 
     def _offered(self, call_id: str) -> CallView | None:
         return next((c for c in self.distributor.calls() if c.call_id == call_id), None)
@@ -419,6 +465,7 @@ class AcdService(AsyncService):
         if isinstance(event, ev.CallConnected):
             call = self._offered(event.call_id)
             if call is not None and call.agent and call.agent == event.agent_id:
+                self.figures.routed_answered(call.queue, self.now() - call.enqueued_at)
                 return [inp.Answered(event.call_id, call.agent)]
             agent = self.distributor.agent(event.agent_id) if event.agent_id else None
             if agent is not None and agent.call_id != event.call_id and agent.state is not AgentState.LOGGED_OUT:
@@ -426,22 +473,28 @@ class AcdService(AsyncService):
                 return [inp.DeviceBusy(agent.agent, True)]
             return []
         if isinstance(event, ev.CallCompleted):
-            return self._released(event.call_id, event.agent_id)
+            return self._released(event.call_id, event.agent_id, event.talk_seconds)
         if isinstance(event, ev.CallEnded):
             out: list[inp.Input] = []
             for agent in self.distributor.agents():
                 if agent.call_id == event.call_id and agent.state is AgentState.ON_CALL:
-                    out.append(inp.Released(event.call_id, agent.agent))
+                    out += self._released(event.call_id, agent.agent)
             for agent_id, call_id in list(self._foreign.items()):
                 if call_id == event.call_id:
                     del self._foreign[agent_id]
                     out.append(inp.DeviceBusy(agent_id, self._device_busy.get(agent_id, False)))
-            if self._offered(event.call_id) is not None:
+            waiting = self._offered(event.call_id)
+            if waiting is not None:
+                self.figures.routed_abandoned(waiting.queue, self.now() - waiting.enqueued_at)
                 out.append(inp.Gone(event.call_id))
             self._spawn(self.coordinator.drop_handoff(event.call_id))
             return out
         if isinstance(event, ev.CallAbandoned):
-            return [inp.Gone(event.call_id)] if self._offered(event.call_id) is not None else []
+            waiting = self._offered(event.call_id)
+            if waiting is None:
+                return []
+            self.figures.routed_abandoned(waiting.queue, self.now() - waiting.enqueued_at)
+            return [inp.Gone(event.call_id)]
         if isinstance(event, ev.CallTransferred) and event.from_agent_id:
             return self._released(event.call_id, event.from_agent_id)
         if isinstance(event, ev.AsteriskRestarted):
@@ -456,11 +509,16 @@ class AcdService(AsyncService):
             self.sync_members()
         return []
 
-    def _released(self, call_id: str, agent_id: str | None) -> list[inp.Input]:
+    def _released(self, call_id: str, agent_id: str | None, talk: float | None = None) -> list[inp.Input]:
         if not agent_id:
             return []
         agent = self.distributor.agent(agent_id)
         if agent is not None and agent.call_id == call_id and agent.state is AgentState.ON_CALL:
+            record = self._tracker.get(call_id)
+            if talk is None and record is not None and record.answered_at is not None:
+                talk = self.now() - record.answered_at
+            hold = sum(((h.ended_at or self.now()) - h.started_at) for h in record.holds) if record else 0.0
+            self.figures.conversation_ended(agent_id, agent.call_queue or "", talk or 0.0, hold)
             return [inp.Released(call_id, agent_id)]
         if self._foreign.get(agent_id) == call_id:
             del self._foreign[agent_id]
@@ -637,6 +695,63 @@ class AcdService(AsyncService):
                                "paused" if paused else "unpaused", exc)
 
     # -- views -----------------------------------------------------------------------------
+    def queue_figures(self, queue: str) -> dict[str, Any]:
+        """The live figures of ``queue`` (waiting, longest wait, service level, ASA, AHT, abandons, agents)."""
+        waiting = [c.enqueued_at for c in self.distributor.waiting(queue)]
+        states = {a.agent: a.state for a in self.distributor.agents() if queue in a.queues}
+        figures = codec.plain(self.figures.queue_figures(queue, waiting, states))
+        figures["agents_by_state"] = {AgentState(k).value: v for k, v in figures["agents_by_state"].items()}
+        return figures
+
+    def agent_figures(self, agent: str) -> dict[str, Any]:
+        figures = codec.plain(self.figures.agent_figures(agent))
+        figures["state"] = AgentState(figures["state"]).value if figures["state"] else None
+        figures["seconds_by_state"] = {AgentState(k).value: v for k, v in figures["seconds_by_state"].items()}
+        return figures
+
+    def agent_rows(self) -> list[dict[str, Any]]:
+        """Every configured or logged-in agent: state, reason, time in state, device, queues, figures."""
+        now = self.now()
+        views = {a.agent: a for a in self.distributor.agents()}
+        rows = []
+        names = [p.agent for p in self.distributor.setup.agents] + [a for a in views if
+                                                                     a not in {p.agent for p in self.distributor.setup.agents}]
+        profiles = {p.agent: p for p in self.distributor.setup.agents}
+        for agent in names:
+            view = views.get(agent)
+            profile = profiles.get(agent)
+            row = {"agent": agent, "state": "logged-out", "reason": None, "seconds": None,
+                   "interface": profile.interface if profile else None, "queues": [], "call_id": None,
+                   "calls_handled": 0, "pending": None}
+            if view is not None:
+                row.update(state=view.state.value, reason=view.reason, seconds=round(now - view.since, 1),
+                           interface=view.interface, queues=list(view.queues), call_id=view.call_id,
+                           calls_handled=view.calls_handled, pending=view.pending.value if view.pending else None)
+            figures = self.figures.agent_figures(agent)
+            row["occupancy"] = figures.occupancy
+            row["aht"] = figures.aht
+            rows.append(row)
+        return rows
+
+    def queue_rows(self) -> list[dict[str, Any]]:
+        return [self.queue_figures(q.name) for q in self.distributor.setup.queues]
+
+    async def query(self, name: str) -> dict[str, Any]:
+        """``agents`` or ``queues``, answered by the routing daemon (relayed when another daemon leads)."""
+        if self.coordinator.leader:
+            return self._query(name)
+        try:
+            return json.loads(await self.coordinator.relay(json.dumps({"query": name}), RELAY_TIMEOUT))
+        except NotLeader as exc:
+            return {"ok": False, "error": str(exc)}
+
+    def _query(self, name: str) -> dict[str, Any]:
+        if name == "agents":
+            return {"ok": True, "agents": self.agent_rows()}
+        if name == "queues":
+            return {"ok": True, "queues": self.queue_rows()}
+        return {"ok": False, "error": f"unknown query {name!r}"}
+
     def agents(self) -> tuple[AgentView, ...]:
         return self.distributor.agents()
 
