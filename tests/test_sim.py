@@ -329,8 +329,8 @@ def _two_parked_callers(sim):
 
 def test_ami_bridge_joins_two_channels_until_one_leaves():
     """As recorded (more/README.txt): BridgeCreate, MusicOnHoldStop, BridgeEnter x2; when one party hangs up
-    the other leaves and goes on at the priority after the one it was in."""
-    sim, _, _ = make()
+    the other leaves and goes on at the priority after the one it was in (the lab's [cc-wait])."""
+    sim, _, _ = make(acd="lab")
     a, b, caller_b = _two_parked_callers(sim)
     proto, transport = logged_in(sim)
     reply = act(proto, transport, "Bridge", Channel1=a.name, Channel2=b.name)
@@ -729,7 +729,11 @@ def test_restart_hangs_calls_up_sends_shutdown_and_boots_again():
     proto.dataReceived(LOGIN)
     sim.advance(0.1)
     got = read(transport)
-    assert [m.name for m in got] == ["Success", "SuccessfulAuth", "VarSet", "VarSet", "VarSet", "FullyBooted"]
+    # one VarSet per [globals] entry (the lab had three; the shipped contract adds its CTI_* ones)
+    assert [m.name for m in got] == ["Success", "SuccessfulAuth"] + ["VarSet"] * len(sim.engine.file_globals) + [
+        "FullyBooted"]
+    assert [m.get("Variable") for m in got if m.name == "VarSet"][:3] == ["CTI_AGI_HOST", "AGENT_TALK_SECS",
+                                                                          "AGENT_RING_SECS"]
     assert (got[-1].get("Uptime"), got[-1].headers[2]) == ("0", ("Status", "Fully Booted"))
     assert sim.engine.naming.local_pair("1", "x")[0].endswith("-00000000;1")
 
@@ -962,6 +966,28 @@ def test_dialplan_substitution_of_the_lab_expressions():
     assert substitute('$["${DIGITS}" != ""]?SendDTMF(${DIGITS})', values.get, info.get) == "1?SendDTMF(12)"
     assert substitute("ANI=${CALLERID(num)} DNIS=${EXTEN} ${FILTER(ab,xaybz)}", values.get, info.get) == \
         "ANI=5551001 DNIS=4000 ab"
+
+
+@pytest.mark.parametrize("expression, value", [
+    ("$[${EPOCH} - ${since} >= 20]", "1"),                 # arithmetic before comparison, numbers
+    ("$[${EPOCH} - ${since} >= 21]", "0"),
+    ('$["${empty}" = "" | "${status}" = "ANSWER"]', "1"),   # | and & below the comparisons
+    ("$[0${ring:0:3} > 0 & 0${ring:0:3} <= 120]", "1"),
+    ("$[0${long:0:3} > 0 & 0${long:0:3} <= 120]", "0"),     # "500" is out of range
+    ("${ring:0:2} ${long:-2} ${long:1:-1} ${long:9}", "01 00 0 "),
+    ('$["10" < "9"]', "1"),                                 # quoted: compared as strings
+    ("$[10 < 9]", "0"),
+    ("$[(1 + 2) * 3 % 4]", "1"),
+    ("$[7 / 2]", "3.5"),
+    ("$[!0]", "1"),
+    ('${REGEX("^Local/[0-9]+@sim-agents(/n)?$" Local/6001@sim-agents/n)}', "1"),
+    ('${REGEX("^Local/[0-9]+@sim-agents(/n)?$" Local/6001@agents/n)}', "0"),
+    ("$[support]", "support"),                              # one operand comes back as written
+])
+def test_dialplan_expressions_of_the_shipped_contract(expression, value):
+    values = {"since": "1795535400", "empty": "", "status": "NOANSWER", "ring": "015", "long": "500"}
+    builtins = {"EPOCH": "1795535420"}
+    assert substitute(expression, values.get, builtins.get) == value
 
 
 def test_callerid_parsing_as_recorded():

@@ -7,6 +7,11 @@ ones using callcenter.sim.compare (same events and responses, same order per
 channel, same header names; see that module for the normaliser).  Where the
 interleaving of Asterisk's threads differs from the simulator's, the events
 concerned are listed explicitly per scenario (``displaced``).
+
+Every replay runs the lab's ACD contexts and [globals] (``acd="lab"``: one
+MusicOnHold(default,30) in [cc-wait], Dial(...,15) in [cc-connect], three
+global VarSets at boot), the dialplan the recordings were made with; the
+shipped heartbeat contract is pinned by tests/test_sim_acd_contract.py.
 """
 
 from __future__ import annotations
@@ -99,7 +104,7 @@ def server_script(session: list[tuple[str, str]]) -> list[str]:
 # --- running the simulator ----------------------------------------------------
 
 class Run:
-    """A simulator on a Clock, numbered like a recording, fed a timeline of actions."""
+    """A simulator on a Clock, numbered like a recording, fed a timeline of actions (the lab's dialplan)."""
 
     def __init__(self, recording: bytes, scripts=(), inbound: str = "contract", t0: float = 0.3,
                  epoch: float | None = None) -> None:
@@ -107,7 +112,7 @@ class Run:
         epoch = first_epoch - t0 if epoch is None else epoch
         self.clock = task.Clock()
         self.agi = ScriptedFastAGIFactory([list(s) for s in scripts] or [[]], self.clock)
-        self.sim = Simulator(None, clock=self.clock, epoch=epoch, agi_server=self.agi, inbound=inbound)
+        self.sim = Simulator(None, clock=self.clock, epoch=epoch, agi_server=self.agi, inbound=inbound, acd="lab")
         self.sim.engine.naming.continue_from(local, sequence)
         self.sim.start()
 

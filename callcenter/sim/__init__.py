@@ -14,6 +14,9 @@ the reactor runs it in real time.
     call.hangup(); sim.answer("6001"); sim.agent_hangup("6001")
     sim.shutdown(restart=True)                    # 'core restart now'
     Simulator(..., sounds=SoundLibrary(missing=frozenset({"custom/cc-main-menu"})))  # a box lacking a prompt
+    Simulator(..., dialplan_globals={"CTI_ACD_CHECK_SECS": "1", "CTI_ACD_DEAD_SECS": "3"})  # short ACD times
+    sim.unregister("6001"); sim.direct_call("6002", seconds=30)  # phones that cannot take a call
+    Simulator(..., inbound="lab", acd="lab")      # the lab's dialplan, to replay the recordings
 
 Modules: scenarios (the API), ami_server/ami_actions/ami_lists/cli (AMI),
 agi_client/agi_session/agi_commands/agi_media (FastAGI), pbx/tasks/channels/

@@ -125,6 +125,8 @@ def action_command(session, action: Action) -> Reply:
 
 
 def action_setvar(session, action: Action) -> Reply:
+    """Without Channel a global (VarSet ``Channel: none``, read in the dialplan as ${NAME});
+    a function needs a channel there (manager.c: "Variable not set"), except GLOBAL()."""
     name, value, channel = action.get("Variable"), action.get("Value"), action.get("Channel")
     if not name:
         return error(action, "No variable specified")
@@ -132,6 +134,11 @@ def action_setvar(session, action: Action) -> Reply:
     chan = engine.find(channel) if channel else None
     if channel and chan is None:
         return error(action, "No such channel")
+    if chan is None and name.endswith(")"):
+        inner = re.fullmatch(r"GLOBAL\((.+)\)", name, re.IGNORECASE)
+        if inner is None:
+            return error(action, "Variable not set")
+        name = inner.group(1)
 
     def apply() -> None:
         if chan is not None and name.upper().startswith("CALLERID(") and name.endswith(")"):
@@ -286,23 +293,36 @@ def action_originate(session, action: Action):
     return d
 
 
+def ast_true(text: str) -> bool:
+    """utils.c ast_true."""
+    return text.strip().lower() in ("yes", "true", "y", "t", "1", "on")
+
+
+def _penalty(text: str) -> int:
+    """sscanf("%30d"), and 0 for a negative or missing one (manager_add_queue_member)."""
+    match = re.match(r"\s*([-+]?\d+)", text)
+    value = int(match.group(1)) if match else 0
+    return value if value >= 0 else 0
+
+
 def action_queueadd(session, action: Action) -> Reply:
+    """Queue, Interface, Penalty, Paused, MemberName, StateInterface, Reason (app_queue.c)."""
     queue, interface = action.get("Queue"), action.get("Interface")
     if not queue:
         return error(action, "'Queue' not specified.")
     if not interface:
         return error(action, "'Interface' not specified.")
-    penalty = action.get("Penalty")
-    paused = action.get("Paused").strip().lower() in ("true", "yes", "1", "on")
+    paused = ast_true(action.get("Paused"))
     queues = session.engine.queues
     target = queues.get(queue)
     if target is None:
         return error(action, "Unable to add interface to queue: No such queue")
-    if interface in target.members:
+    if target.member(interface) is not None:
         return error(action, "Unable to add interface: Already there")
     return ok(action, "Added interface to queue",
-              lambda: queues.add(queue, interface, action.get("MemberName") or None,
-                                 int(penalty) if penalty.isdigit() else 0, paused, action.get("Reason")))
+              lambda: queues.add(target.name, interface, action.get("MemberName") or None,
+                                 _penalty(action.get("Penalty")), paused, action.get("Reason"),
+                                 action.get("StateInterface")))
 
 
 def action_queueremove(session, action: Action) -> Reply:
@@ -313,19 +333,21 @@ def action_queueremove(session, action: Action) -> Reply:
     target = queues.get(queue)
     if target is None:
         return error(action, "Unable to remove interface from queue: No such queue")
-    if interface not in target.members:
+    if target.member(interface) is None:
         return error(action, "Unable to remove interface: Not there")
-    return ok(action, "Removed interface from queue", lambda: queues.remove(queue, interface))
+    return ok(action, "Removed interface from queue", lambda: queues.remove(target.name, interface))
 
 
 def action_queuepause(session, action: Action) -> Reply:
+    """Interface and Paused required; Queue optional (else every queue the interface is in); Reason."""
     interface, paused_text = action.get("Interface"), action.get("Paused")
     if not interface or not paused_text:
         return error(action, "Need 'Interface' and 'Paused' parameters.")
-    paused = paused_text.strip().lower() in ("true", "yes", "1", "on", "y", "t")
+    paused = ast_true(paused_text)
     queue = action.get("Queue") or None
     queues = session.engine.queues
-    if not any(interface in q.members for q in queues.queues.values() if not queue or q.name == queue):
+    if not any(q.member(interface) is not None for q in queues.queues.values()
+               if not queue or q.name.lower() == queue.lower()):
         return error(action, "Interface not found")
     return ok(action, "Interface paused successfully" if paused else "Interface unpaused successfully",
               lambda: queues.pause(interface, paused, queue, action.get("Reason")))
@@ -339,8 +361,8 @@ def action_queuepenalty(session, action: Action) -> Reply:
     penalty = int(match.group(1)) if match else 0          # atoi: "x" is 0
     queue_name = action.get("Queue") or None
     queues = session.engine.queues
-    found = [(q, q.members[interface]) for q in queues.queues.values()
-             if interface in q.members and (not queue_name or q.name == queue_name)]
+    found = [(q, q.member(interface)) for q in queues.queues.values()
+             if q.member(interface) is not None and (not queue_name or q.name.lower() == queue_name.lower())]
     if not found or penalty < 0:
         return error(action, "Invalid interface, queuename or penalty")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from callcenter.sim import events as ev
+from callcenter.sim.queues import INVALID, UNAVAILABLE
 
 if TYPE_CHECKING:
     from callcenter.sim.channels import Channel
@@ -110,7 +111,7 @@ def queue_params(queue: Queue, action_id: str | None) -> ev.Message:
 def queue_member(queue: Queue, member, action_id: str | None) -> ev.Message:
     return _with_id([
         ("Event", "QueueMember"), ("Queue", queue.name), ("Name", member.name), ("Location", member.interface),
-        ("StateInterface", member.interface), ("Membership", "dynamic"), ("Penalty", str(member.penalty)),
+        ("StateInterface", member.state_interface), ("Membership", "dynamic"), ("Penalty", str(member.penalty)),
         ("CallsTaken", str(member.calls)), ("LastCall", str(member.last_call)),
         ("LastPause", str(member.last_pause)), ("LoginTime", str(member.login_time)),
         ("InCall", "1" if member.in_call else "0"), ("Status", str(member.status)),
@@ -153,7 +154,7 @@ def queue_summary(engine: Engine, action_id: str | None, queue_name: str | None)
         waits = [int(engine.wall()) - int(entry.wall_start) for entry in queue.callers]
         out.append(_with_id([
             ("Event", "QueueSummary"), ("Queue", queue.name),
-            ("LoggedIn", str(len(queue.members))), ("Available", str(len(queue.available()))),
+            ("LoggedIn", str(sum(1 for m in queue.members.values() if m.status not in (INVALID, UNAVAILABLE)))), ("Available", str(len(queue.available()))),
             ("Callers", str(len(queue.callers))), ("HoldTime", str(queue.holdtime)),
             ("TalkTime", str(queue.talktime)), ("LongestHoldTime", str(max(waits, default=0))),
         ], action_id, first=False))

@@ -94,7 +94,7 @@ def goto_target(engine: Engine, chan: Channel, target: str) -> None:
         exten, where = parts
     else:
         where = parts[0]
-    priority = int(where) if where.isdigit() else engine.dialplan.label(context, exten, where)
+    priority = int(where) if where.isdigit() else engine.label(chan, context, exten, where)
     if priority is None:
         raise ValueError(f"no label {where!r} in {context},{exten}")
     engine.goto(chan, context, exten, priority)
@@ -147,6 +147,34 @@ def app_musiconhold(engine: Engine, chan: Channel, data: str):
     return CONTINUE
 
 
+def app_playback(engine: Engine, chan: Channel, data: str):
+    """Playback(file[&file...][,options]): each file that exists plays its length; PLAYBACKSTATUS."""
+    failed = False
+    for name in data.split(",")[0].split("&"):
+        sounds = engine.sounds
+        if sounds is None or not sounds.exists(name):
+            failed = True
+            continue
+        yield Sleep(sounds.duration(name))
+    engine.set_var(chan, "PLAYBACKSTATUS", "FAILED" if failed else "SUCCESS")
+    return CONTINUE
+
+
+#: How long a simulated caller talks to the mailbox before hanging up by itself.
+VOICEMAIL_MESSAGE_SECS = 30.0
+
+
+def app_voicemail(engine: Engine, chan: Channel, data: str):
+    """VoiceMail(mailbox[,options]): the greeting and beep, then a message until the caller
+    hangs up (or VOICEMAIL_MESSAGE_SECS); VMSTATUS."""
+    sounds = engine.sounds
+    greeting = sum(sounds.duration(name) for name in ("vm-intro", "beep")) if sounds is not None else 1.0
+    yield Sleep(greeting)
+    yield Sleep(VOICEMAIL_MESSAGE_SECS)
+    engine.set_var(chan, "VMSTATUS", "SUCCESS")
+    return CONTINUE
+
+
 @instant
 def app_set(engine: Engine, chan: Channel, data: str):
     name, _, value = data.partition("=")
@@ -159,4 +187,5 @@ def install(engine: Engine) -> None:
         "NoOp": app_noop, "Answer": app_answer, "Ringing": app_ringing, "Busy": app_busy,
         "Wait": app_wait, "Hangup": app_hangup, "Goto": app_goto, "GotoIf": app_gotoif,
         "ExecIf": app_execif, "SendDTMF": app_senddtmf, "MusicOnHold": app_musiconhold, "Set": app_set,
+        "Playback": app_playback, "VoiceMail": app_voicemail,
     })

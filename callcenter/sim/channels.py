@@ -59,6 +59,7 @@ class Channel:
     after_bridge: tuple[str, str, int] | None = None  # a Redirect waiting for this leg to leave its bridge
     on_hangup_request: Any = None      # callable() when a soft hangup reaches the channel (Queue's AgentComplete)
     callerid_on_hangup: bool = False   # a caller id change to publish after its Hangup (Local ;1)
+    plan: Any = None                   # ((context, exten), steps) of the extension it runs (Engine.step)
 
     @property
     def tech(self) -> str:

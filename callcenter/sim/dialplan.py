@@ -1,30 +1,46 @@
-"""The dialplan the simulator runs: the lab's extensions.conf, plus the CC_RESULT contract.
+"""The dialplan the simulator runs: the lab's extensions.conf, plus the shipped contract.
 
 Contexts are those of tests/fixtures/asterisk-22/lab-config/extensions.conf
 and more/lab-config/extensions.conf (sim-caller, sim-agents, transfer,
 cc-inbound, cc-wait, cc-fallback, cc-connect, cc-connect-t, cc-hold,
-cc-agent-hold, cc-outbound, sim-customer) with one change: the inbound
-[from-pstn] applies the daemon's contract (callcenter/asterisk/channel_vars.py)
-after the FastAGI session, keeping the lab's eight priorities::
+cc-agent-hold, cc-outbound, sim-customer), with two selectable parts.
+
+``inbound``: the inbound [from-pstn] applies the daemon's CC_RESULT contract
+(callcenter/asterisk/channel_vars.py) after the FastAGI session, keeping the
+lab's eight priorities::
 
     exten => 4000,1,NoOp(Hotline call DNIS=${EXTEN} ANI=${CALLERID(num)} NAME=${CALLERID(name)})
      same => n,Answer()
      same => n,AGI(agi://${CTI_AGI_HOST}/ivr?dnis=${EXTEN})
      same => n,NoOp(AGISTATUS=${AGISTATUS} CC_RESULT=${CC_RESULT} CC_QUEUE=${CC_QUEUE})
-     same => n,GotoIf($["${CC_RESULT}" = "done"]?done)
+     same => n,GotoIf($["${CC_RESULT}" = "done"]?done:<cc-wait,s,1 if CC_RESULT=acd>)
      same => n,Queue(<CC_QUEUE if CC_RESULT=queue and CC_QUEUE is a valid name, else FALLBACK_QUEUE>)
      same => n,NoOp(QUEUESTATUS=${QUEUESTATUS})
      same => n(done),Hangup()
 
-so ``queue`` -> Queue(CC_QUEUE), ``done`` -> Hangup, anything else or unset
-(FastAGI unreachable: AGISTATUS=FAILURE) -> Queue(FALLBACK_QUEUE).  The
-inbound DNIS numbers are 4000 and 4001 (VIP line) unless configured.
-``inbound="lab"`` runs the lab's original [from-pstn] instead (Queue(CC_QUEUE)
-if the AGI set it, else Hangup), to replay the recordings made with it.
+so ``queue`` -> Queue(CC_QUEUE), ``done`` -> Hangup, ``acd`` -> [cc-wait],
+anything else or unset (FastAGI unreachable: AGISTATUS=FAILURE) ->
+Queue(FALLBACK_QUEUE).  The inbound DNIS numbers are 4000 and 4001 (VIP
+line) unless configured.  ``inbound="lab"`` runs the lab's original
+[from-pstn] instead (Queue(CC_QUEUE) if the AGI set it, else Hangup), to
+replay the recordings made with it.
+
+``acd``: the daemon-driven ACD contexts [cc-wait], [cc-connect],
+[cc-connect-t], [cc-acd-exit], [cc-fallback] and [cc-last-resort] as
+asterisk_conf/extensions.conf ships them (the heartbeat loop on the global
+CTI_ACD_BEAT, CC_RING_SECS, Queue() with a timeout), with their [globals]
+(:data:`CONTRACT_GLOBALS`, each overridable).  The one difference:
+[cc-connect] also accepts ``Local/<digits>@sim-agents[/n]``, the simulated
+phones.  ``acd="lab"`` runs the lab's versions (one MusicOnHold(default,30)
+then Queue(support); Dial(${CC_AGENT_IFACE},15)) and only the lab's
+[globals], which is what the ami_acd_* recordings were made with.
 
 The simulated agent phones in [sim-agents] follow the lab's number plan
 (6XXX answer after RING_SECS and talk TALK_SECS, 7XXX never answer, 8XXX
-busy) unless :class:`AgentPhone` settings override them.
+busy) unless :class:`AgentPhone` settings override them.  An unregistered
+phone has no extension (Dial: CHANUNAVAIL without DialBegin/DialEnd, as
+Local/9999 in more/README.txt); a phone busy with a direct call answers
+Busy().
 """
 
 from __future__ import annotations
@@ -59,15 +75,38 @@ class AgentPhone:
     None follows the lab's number plan (6XXX answer, 7XXX never, 8XXX busy).
     ``ring``/``talk`` None means the lab defaults (RING_SECS/TALK_SECS channel
     variables, else the AGENT_RING_SECS/AGENT_TALK_SECS globals).
+    ``registered`` False: the phone is not registered (its extension does not
+    exist); ``direct_call`` True: it is busy with a call that did not come
+    through the call center.  ``Simulator.unregister``/``direct_call`` switch
+    them at run time with the device-state events that go with it.
     """
 
     mode: str | None = None
     ring: float | None = None
     talk: float | None = None
+    registered: bool = True        # False: no extension at all (CHANUNAVAIL), endpoint UNAVAILABLE
+    direct_call: bool = False      # True: on a call of its own (device INUSE, new calls get Busy)
 
 
 #: [globals] of the lab; CTI_AGI_HOST (first) is set from the FastAGI address.
 GLOBALS = {"AGENT_TALK_SECS": "30", "AGENT_RING_SECS": "1"}
+
+#: [globals] of asterisk_conf/extensions.conf the contract contexts read (same defaults;
+#: tests/test_sim_acd_contract.py checks them against the shipped file).
+CONTRACT_GLOBALS = {
+    "CTI_FALLBACK_QUEUE": cv.FALLBACK_QUEUE,
+    "CTI_QUEUE_WAIT_SECS": "300",
+    "CTI_FALLBACK_WAIT_SECS": "600",
+    "CTI_ACD_CHECK_SECS": "10",
+    "CTI_ACD_DEAD_SECS": "20",
+    "CTI_ACD_MAX_WAIT_SECS": "1800",
+    cv.ACD_BEAT: "",
+    "CTI_AGENT_RING_SECS": "15",
+    "CTI_HOLD_MAX_SECS": "900",
+    "CTI_MOH_CLASS": "default",
+    "CTI_LAST_RESORT_MAILBOX": "",
+    "CTI_LAST_RESORT_PROMPT": "vm-nobodyavail&vm-goodbye",
+}
 
 #: The FILTER() argument asterisk_conf/extensions.conf uses for queue names.
 _QUEUE_FILTER = "-_0-9A-Za-z"
@@ -75,6 +114,11 @@ _QUEUE_FROM_CONTRACT = (
     '${IF($["${CC_RESULT}" = "%s"]?${IF($["${FILTER(%s,${CC_QUEUE})}" = ""]?%s:${FILTER(%s,${CC_QUEUE})})}:%s)}'
     % (cv.RESULT_QUEUE, _QUEUE_FILTER, cv.FALLBACK_QUEUE, _QUEUE_FILTER, cv.FALLBACK_QUEUE)
 )
+
+
+#: One GotoIf (the lab's priority 5): done -> Hangup, acd -> [cc-wait], else on to Queue().
+_DONE_OR_ACD = '$["${CC_RESULT}" = "%s"]?done:${IF($["${FILTER(a-z,${CC_RESULT})}" = "%s"]?%s,s,1)}' % (
+    cv.RESULT_DONE, cv.RESULT_ACD, cv.CONTEXT_WAIT)
 
 
 def _inbound_lab(greeting: str) -> list[Step]:
@@ -97,7 +141,7 @@ def _inbound(greeting: str) -> list[Step]:
         Step("Answer"),
         Step("AGI", "agi://${CTI_AGI_HOST}/ivr?dnis=${EXTEN}"),
         Step("NoOp", "AGISTATUS=${AGISTATUS} CC_RESULT=${CC_RESULT} CC_QUEUE=${CC_QUEUE}"),
-        Step("GotoIf", '$["${CC_RESULT}" = "%s"]?done' % cv.RESULT_DONE),
+        Step("GotoIf", _DONE_OR_ACD),
         Step("Queue", _QUEUE_FROM_CONTRACT),
         Step("NoOp", "QUEUESTATUS=${QUEUESTATUS}"),
         Step("Hangup", label="done"),
@@ -166,6 +210,68 @@ CONTEXTS: dict[str, list[tuple[str, list[Step]]]] = {
     ])],
 }
 
+#: [cc-connect] takes the shipped forms plus the simulated phones (Local/<digits>@sim-agents).
+_IFACE = "${FILTER(-_./@0-9A-Za-z,${CC_AGENT_IFACE})}"
+_IFACE_OK = '${REGEX("^(Local/[0-9]+@(sim-)?agents(/n)?|PJSIP/[-_.0-9A-Za-z]+)$" %s)}' % _IFACE
+_BEAT = "${FILTER(-_0-9A-Za-z,${%s})}" % cv.ACD_BEAT
+
+#: The daemon-driven ACD as asterisk_conf/extensions.conf ships it (acd="contract").
+CONTRACT_ACD: dict[str, list[tuple[str, list[Step]]]] = {
+    "cc-wait": [("s", [
+        Step("NoOp", "Waiting for an agent picked by the CTI daemon"),
+        Step("Answer"),
+        Step("Set", 'acd_since=${IF($["${acd_since}" = "" | "${DIALSTATUS}" = "ANSWER"]?${EPOCH}:${acd_since})}'),
+        Step("Set", "beat_seen=" + _BEAT),
+        Step("Set", "beat_at=${EPOCH}"),
+        Step("GotoIf", "$[${EPOCH} - ${acd_since} >= ${CTI_ACD_MAX_WAIT_SECS}]?cc-fallback,s,1", label="check"),
+        Step("GotoIf", '$["%s" = "${beat_seen}"]?still' % _BEAT),
+        Step("Set", "beat_seen=" + _BEAT),
+        Step("Set", "beat_at=${EPOCH}"),
+        Step("GotoIf", "$[${EPOCH} - ${beat_at} >= ${CTI_ACD_DEAD_SECS}]?nodaemon", label="still"),
+        Step("MusicOnHold", "${CTI_MOH_CLASS},${CTI_ACD_CHECK_SECS}"),
+        Step("Goto", "check"),
+        Step("NoOp", "No CTI daemon routes calls: no heartbeat for ${CTI_ACD_DEAD_SECS} s", label="nodaemon"),
+        Step("Goto", "cc-fallback,s,1"),
+    ])],
+    "cc-connect": [("s", [
+        Step("NoOp", "Connecting the caller to ${CC_AGENT_IFACE}"),
+        Step("Set", "iface_ok=" + _IFACE_OK),
+        Step("GotoIf", '$["${iface_ok}" != "1"]?cc-wait,s,1'),
+        Step("Set", "ring=${FILTER(0-9,${CC_RING_SECS})}"),
+        Step("Set", "ring=${IF($[0${ring:0:3} > 0 & 0${ring:0:3} <= 120]?${ring:0:3}:${CTI_AGENT_RING_SECS})}"),
+        Step("Dial", _IFACE + ",${ring},t"),
+        Step("NoOp", "Agent did not take the call: DIALSTATUS=${DIALSTATUS}"),
+        Step("Goto", "cc-wait,s,1"),
+    ])],
+    "cc-connect-t": [("s", [Step("Goto", "cc-connect,s,1")])],
+    "cc-fallback": [("s", [
+        Step("NoOp", "Fallback queue ${CTI_FALLBACK_QUEUE}: AGISTATUS=${AGISTATUS} CC_RESULT=${CC_RESULT}"),
+        Step("Queue", "${CTI_FALLBACK_QUEUE},t,,,${CTI_FALLBACK_WAIT_SECS}"),
+        Step("NoOp", "Fallback queue returned QUEUESTATUS=${QUEUESTATUS}"),
+        Step("Goto", "cc-last-resort,s,1"),
+    ])],
+    "cc-acd-exit": [
+        ("queue", [Step("NoOp", "ACD: caller sent to the fallback queue"), Step("Goto", "cc-fallback,s,1")]),
+        ("voicemail", [Step("NoOp", "ACD: caller sent to voicemail"), Step("Goto", "cc-last-resort,s,1")]),
+        ("callback", [
+            Step("NoOp", "ACD: caller offered a callback"),
+            Step("Set", "CC_RESULT="),
+            Step("AGI", "agi://${CTI_AGI_HOST}/callback-offer"),
+            Step("GotoIf", '$["${FILTER(a-z,${CC_RESULT})}" = "done"]?done'),
+            Step("Goto", "cc-fallback,s,1"),
+            Step("Hangup", label="done"),
+        ]),
+    ],
+    "cc-last-resort": [("s", [
+        Step("NoOp", "Nobody could take the call: QUEUESTATUS=${QUEUESTATUS}"),
+        Step("GotoIf", '$["${CTI_LAST_RESORT_MAILBOX}" != ""]?voicemail'),
+        Step("Playback", "${CTI_LAST_RESORT_PROMPT}"),
+        Step("Hangup"),
+        Step("VoiceMail", "${CTI_LAST_RESORT_MAILBOX},u", label="voicemail"),
+        Step("Hangup"),
+    ])],
+}
+
 _AGENT_RING = '${IF($["${RING_SECS}" = ""]?${AGENT_RING_SECS}:${RING_SECS})}'
 _AGENT_TALK = '${IF($["${TALK_SECS}" = ""]?${AGENT_TALK_SECS}:${TALK_SECS})}'
 _MODE_BY_DIGIT = {"6": "answer", "7": "noanswer", "8": "busy"}
@@ -182,6 +288,10 @@ def agent_steps(exten: str, phone: AgentPhone | None) -> list[Step] | None:
     mode = phone.mode if phone and phone.mode else _MODE_BY_DIGIT.get(exten[:1])
     if mode is None or not exten.isdigit() or len(exten) != 4:
         return None
+    if phone is not None and not phone.registered:
+        return None
+    if phone is not None and phone.direct_call:
+        return [Step("NoOp", "Simulated agent phone ${EXTEN} busy with a direct call"), Step("Busy", "5")]
     ring = phone.ring if phone else None
     talk = phone.talk if phone else None
     if mode in ("answer", "manual"):
@@ -220,12 +330,16 @@ class Dialplan:
     """Looks up extensions; [sim-agents] is built from the agent phone settings."""
 
     def __init__(self, agents: dict[str, AgentPhone] | None = None,
-                 ivr_dnis: tuple[str, ...] = ("4000", "4001"), inbound: str = "contract") -> None:
+                 ivr_dnis: tuple[str, ...] = ("4000", "4001"), inbound: str = "contract",
+                 acd: str = "contract") -> None:
         if inbound not in ("contract", "lab"):
             raise ValueError(f"inbound must be 'contract' or 'lab', not {inbound!r}")
+        if acd not in ("contract", "lab"):
+            raise ValueError(f"acd must be 'contract' or 'lab', not {acd!r}")
         self.agents = agents if agents is not None else {}
         self.ivr_dnis = ivr_dnis
         self.inbound = _inbound if inbound == "contract" else _inbound_lab
+        self.contexts = {**CONTEXTS, **CONTRACT_ACD} if acd == "contract" else CONTEXTS
 
     def extension(self, context: str, exten: str) -> list[Step] | None:
         if context == "sim-agents":
@@ -234,7 +348,7 @@ class Dialplan:
             if exten not in self.ivr_dnis:
                 return None
             return self.inbound("VIP line call" if exten == "4001" else "Hotline call")
-        for pattern, steps in CONTEXTS.get(context, ()):
+        for pattern, steps in self.contexts.get(context, ()):
             if pattern_matches(pattern, exten):
                 return steps
         return None

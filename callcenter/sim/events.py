@@ -265,12 +265,12 @@ def queue_member_block(queue: str, member) -> Headers:
     """QueueMemberAdded/Removed/Pause/Status body (MemberName/Interface naming)."""
     return [
         ("Queue", queue), ("MemberName", member.name), ("Interface", member.interface),
-        ("StateInterface", member.interface), ("Membership", "dynamic"), ("Penalty", str(member.penalty)),
+        ("StateInterface", member.state_interface), ("Membership", "dynamic"), ("Penalty", str(member.penalty)),
         ("CallsTaken", str(member.calls)), ("LastCall", str(member.last_call)),
         ("LastPause", str(member.last_pause)), ("LoginTime", str(member.login_time)),
         ("InCall", "1" if member.in_call else "0"), ("Status", str(member.status)),
         ("Paused", "1" if member.paused else "0"), ("PausedReason", member.paused_reason),
-        ("Ringinuse", "0"), ("Wrapuptime", "0"),
+        ("Ringinuse", "1" if member.ringinuse else "0"), ("Wrapuptime", "0"),
     ]
 
 

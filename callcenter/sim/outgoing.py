@@ -86,7 +86,7 @@ def discard(engine: Engine, one: Channel, two: Channel) -> None:
         chan.hungup = True
         engine.emit(ev.hangup(chan))
         engine.channels.pop(chan.name, None)
-        engine.emit(ev.device_state_change(chan.name.rsplit("-", 1)[0], "INVALID"))
+        engine.local_device_changed(chan.name.rsplit("-", 1)[0], "INVALID")
 
 
 def dial_leg(engine: Engine, caller: Channel, spec: str, owner: Outgoing) -> Channel | None:

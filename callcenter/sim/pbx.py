@@ -23,9 +23,9 @@ from random import Random
 
 from callcenter.sim import events as ev
 from callcenter.sim.channels import Bridge, Channel, Naming
-from callcenter.sim.dialplan import GLOBALS, AgentPhone, Dialplan, Step
+from callcenter.sim.dialplan import CONTRACT_GLOBALS, GLOBALS, AgentPhone, Dialplan, Step
 from callcenter.sim.expressions import substitute
-from callcenter.sim.queues import Queues
+from callcenter.sim.queues import STATE_NAMES, Queues, phone_devices, related_devices
 from callcenter.sim.tasks import HangupSignal, RedirectSignal, Scheduler, Sleep, Task
 
 logger = logging.getLogger(__name__)
@@ -44,16 +44,19 @@ class Engine:
     def __init__(self, clock, *, epoch: float | None = None, seed: int = 0,
                  agents: dict[str, AgentPhone] | None = None, agi_connector=None, sounds=None,
                  agi_host: str = "127.0.0.1:4573", ivr_dnis: tuple[str, ...] = ("4000", "4001"),
-                 inbound: str = "contract") -> None:
+                 inbound: str = "contract", acd: str = "contract",
+                 dialplan_globals: dict[str, str] | None = None) -> None:
         self.scheduler = Scheduler(clock)
         self.clock = clock
         self._epoch_offset = 0.0 if epoch is None else epoch - clock.seconds()
         self.rng = Random(seed)
         self.naming = Naming(self.rng)
-        self.dialplan = Dialplan(agents, ivr_dnis, inbound)
+        self.dialplan = Dialplan(agents, ivr_dnis, inbound, acd)
         self.agi_connector = agi_connector
         self.sounds = sounds
-        self.file_globals = {"CTI_AGI_HOST": agi_host, **GLOBALS}  # [globals] of extensions.conf
+        # [globals] of extensions.conf: the lab's, the shipped contract's, then the caller's overrides
+        self.file_globals = {"CTI_AGI_HOST": agi_host, **GLOBALS,
+                             **(CONTRACT_GLOBALS if acd == "contract" else {}), **(dialplan_globals or {})}
         self.globals: dict[str, str] = dict(self.file_globals)
         self.astdb: dict[tuple[str, str], str] = {}
         self.channels: dict[str, Channel] = {}
@@ -61,6 +64,7 @@ class Engine:
         self.apps: dict[str, Callable] = {}
         self.queues = Queues(self)
         self.devstates: dict[str, str] = {}
+        self.watched_devices: set[str] = set()   # endpoints whose DeviceStateChange is published
         self.processed_calls = 0
         self.started_at = self.wall()
         self.reloaded_at = self.started_at
@@ -157,8 +161,7 @@ class Engine:
             chan.answered_at = self.now()
         self.emit(ev.newstate(chan))
         if chan.tech == "Local" and state in (5, 6, 7):
-            self.emit(ev.device_state_change(local_device(chan), "INUSE"))
-            self.queues.device_changed()
+            self.local_device_changed(local_device(chan), "INUSE")
 
     def set_callerid(self, chan: Channel, num: str | None, name: str | None) -> None:
         chan.cid_num, chan.cid_name = num, name
@@ -171,7 +174,12 @@ class Engine:
     def expand(self, chan: Channel, template: str | Callable[[Channel], str]) -> str:
         if callable(template):
             return template(chan)
-        return substitute(template, lambda name: self.get_var(chan, name), lambda key: channel_info(chan, key))
+        return substitute(template, lambda name: self.get_var(chan, name), lambda key: self._builtin(chan, key))
+
+    def _builtin(self, chan: Channel, key: str) -> str | None:
+        if key == "EPOCH":
+            return str(int(self.wall()))
+        return channel_info(chan, key)
 
     # --- dialplan threads --------------------------------------------------
 
@@ -187,9 +195,26 @@ class Engine:
             chan.emitted_location = chan.location
             self.emit(ev.newexten(chan))
 
+    def step(self, chan: Channel) -> Step | None:
+        """The priority ``chan`` is at.  A channel keeps the extension it entered: an agent phone
+        re-configured meanwhile (unregistered, a direct call) changes only later calls."""
+        context, exten, priority = chan.location
+        if chan.plan is None or chan.plan[0] != (context, exten):
+            chan.plan = ((context, exten), self.dialplan.extension(context, exten))
+        steps = chan.plan[1]
+        if steps is None or not 1 <= priority <= len(steps):
+            return None
+        return steps[priority - 1]
+
+    def label(self, chan: Channel, context: str, exten: str, label: str) -> int | None:
+        """The priority of ``label``, in the extension ``chan`` runs if it is that one."""
+        pinned = chan.plan is not None and chan.plan[0] == (context, exten)
+        steps = chan.plan[1] if pinned else self.dialplan.extension(context, exten)
+        return next((index for index, step in enumerate(steps or (), start=1) if step.label == label), None)
+
     def _pbx(self, chan: Channel):
         while not chan.soft_hangup:
-            step: Step | None = self.dialplan.step(*chan.location)
+            step: Step | None = self.step(chan)
             if step is None:
                 break
             chan.app, chan.appdata = step.app, self.expand(chan, step.data)
@@ -241,8 +266,7 @@ class Engine:
             self.emit(ev.newcallerid(chan))
         self.channels.pop(chan.name, None)
         if chan.tech == "Local":
-            self.emit(ev.device_state_change(local_device(chan), "NOT_INUSE"))
-            self.queues.device_changed()
+            self.local_device_changed(local_device(chan), "NOT_INUSE")
         self.notify("hangup", chan)
 
     def signal_hangup(self, chan: Channel) -> None:
@@ -384,6 +408,27 @@ class Engine:
         self.emit(ev.bridge_destroy(bridge))
 
     # --- device states ------------------------------------------------------
+
+    def local_device_changed(self, device: str, state: str) -> None:
+        """A Local device's state, published on every channel change (not cached); the queues follow."""
+        self.emit(ev.device_state_change(device, state))
+        self.queues.device_changed(related_devices(device))
+
+    def phone_changed(self, exten: str, before: int) -> None:
+        """Simulated phone ``exten`` (un)registered or started/ended a direct call: its Local
+        device (if its state moved from ``before``) and its endpoint are published, the queues follow."""
+        local, endpoint = phone_devices(exten)
+        self.watch_device(endpoint)
+        after = self.queues.device_status(local)
+        if after != before:
+            self.emit(ev.device_state_change(local, STATE_NAMES[after]))
+        self.queues.device_changed((local, endpoint))
+
+    def watch_device(self, device: str) -> None:
+        """Publish ``device``'s state changes from now on (its current state is known, not news)."""
+        if device not in self.watched_devices:
+            self.watched_devices.add(device)
+            self.devstates.setdefault(device, STATE_NAMES[self.queues.device_status(device)])
 
     def device_state(self, device: str, state: str) -> None:
         """Queue:* devices only report a change (the devstate cache dedups them)."""

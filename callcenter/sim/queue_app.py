@@ -23,7 +23,12 @@ ami_actions.event_stream_during.txt):
   (Reason caller) comes with the caller's hangup;
 * caller gone (hangup, or Redirect = QueueCallerAbandon, not a transfer):
   DialEnd CANCEL twice per ringing leg, ABANDONED=TRUE, QueueCallerAbandon,
-  QueueCallerLeave.
+  QueueCallerLeave;
+* the 5th argument (timeout, as the shipped [cc-route]/[cc-fallback] give
+  it): checked between ring cycles as app_queue does (a ring lasts at most
+  until then); once passed, MusicOnHoldStop, the queue variables,
+  QueueCallerLeave, QUEUESTATUS=TIMEOUT and the dialplan goes on.  (Not
+  recorded in the lab; from app_queue.c queue_exec.)
 """
 
 from __future__ import annotations
@@ -41,8 +46,10 @@ JOIN_VARS = ("ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "
 class QueueCall(Outgoing):
     """One caller's stay in one queue (queue_exec/try_calling/wait_for_answer)."""
 
-    def __init__(self, engine: Engine, queues: Queues, queue: Queue, caller: Channel, entry: Entry) -> None:
+    def __init__(self, engine: Engine, queues: Queues, queue: Queue, caller: Channel, entry: Entry,
+                 expire: float | None = None) -> None:
         super().__init__(engine, caller.task)
+        self.expire = expire
         self.queues = queues
         self.queue = queue
         self.caller = caller
@@ -70,14 +77,33 @@ class QueueCall(Outgoing):
 
     def run(self):
         while True:
+            if self._expired():
+                return self._timeout()
             self._ring()
             if not self.ringing:
                 yield Sleep(self.queue.retry)
                 continue
-            answered = yield from self._wait_answer(self.engine.now() + self.queue.timeout)
+            deadline = self.engine.now() + self.queue.timeout
+            answered = yield from self._wait_answer(deadline if self.expire is None else min(deadline, self.expire))
             if answered is not None:
                 return (yield from self._connect(*answered))
+            if self._expired():
+                return self._timeout()
             yield Sleep(self.queue.retry)
+
+    def _expired(self) -> bool:
+        return self.expire is not None and self.engine.now() >= self.expire
+
+    def _timeout(self) -> int:
+        """queue_exec's exit with QUEUE_TIMEOUT: the caller leaves the queue and the dialplan goes on."""
+        engine, caller = self.engine, self.caller
+        engine.emit(ev.moh_stop(caller))
+        self.queues.set_queue_variables(self.queue, caller)
+        position = self.queues.leave(self.queue, self.entry)
+        self.entry.handled = True
+        engine.set_var(caller, "QUEUEPOSITION", str(position))
+        engine.set_var(caller, "QUEUESTATUS", "TIMEOUT")
+        return CONTINUE
 
     def _ring(self) -> None:
         tried = {member.interface for member, _ in self.ringing.values()}
@@ -304,8 +330,12 @@ def _set_dialed(engine: Engine, caller: Channel) -> None:
 
 
 def app_queue(engine: Engine, chan: Channel, data: str):
+    """Queue(name[,options[,URL[,announceoverride[,timeout]]]])."""
     queues: Queues = engine.queues
-    queue = queues.get(data.split(",")[0].strip())
+    args = data.split(",")
+    queue = queues.get(args[0].strip())
+    timeout = args[4].strip() if len(args) > 4 else ""
+    expire = engine.now() + int(timeout) if timeout.isdigit() and int(timeout) > 0 else None
     for name in JOIN_VARS:
         engine.set_var(chan, name, "")
     if queue is None:
@@ -313,7 +343,7 @@ def app_queue(engine: Engine, chan: Channel, data: str):
         return CONTINUE
     entry = queues.join(queue, chan)
     engine.emit(ev.moh_start(chan, "default"))
-    call = QueueCall(engine, queues, queue, chan, entry)
+    call = QueueCall(engine, queues, queue, chan, entry, expire)
     try:
         return (yield from call.run())
     except (HangupSignal, RedirectSignal) as signal:

@@ -12,12 +12,25 @@
     call.hangup()                               # the caller hangs up, at any point
     sim.shutdown(restart=True)                  # 'core restart now'
 
+    # the shipped ACD contract on short times; agent phones that cannot take a call
+    sim = Simulator(None, clock=clock, dialplan_globals={"CTI_ACD_CHECK_SECS": "1", "CTI_ACD_DEAD_SECS": "3"})
+    sim.unregister("6001"); sim.register("6001")  # Dial: CHANUNAVAIL, no DialBegin/DialEnd
+    sim.direct_call("6002"); sim.end_direct_call("6002")  # device INUSE, Dial: BUSY
+
 A call is made the way the lab made them (README.txt): an Originate of
 ``Local/<dnis>@from-pstn`` whose ``;1`` half plays the caller (dialplan
 [sim-caller]: wait ``pre_wait`` s, send ``digits`` as DTMF, stay ``hold`` s,
 hang up) and whose ``;2`` half is the call the CTI daemon sees (FastAGI IVR,
-then the CC_RESULT contract).  DNIS 4100 goes to the daemon-driven ACD
-([cc-inbound] -> [cc-wait] MusicOnHold, Setvar+Redirect into [cc-connect]).
+then the CC_RESULT contract).  DNIS 4100 goes straight to the daemon-driven
+ACD ([cc-inbound] -> [cc-wait]), as does CC_RESULT=acd after the IVR; the
+daemon connects with Setvar+Redirect into [cc-connect].
+
+``acd="contract"`` (default) runs [cc-wait], [cc-connect], [cc-acd-exit],
+[cc-fallback] and [cc-last-resort] as asterisk_conf/extensions.conf ships
+them, with its [globals]; ``dialplan_globals`` overrides any of them (as if
+extensions.conf said so: announced at boot), e.g. short CTI_ACD_* times for
+tests.  ``acd="lab"`` (with ``inbound="lab"``) is the lab's dialplan the
+recordings in tests/fixtures/asterisk-22/ were made with.
 """
 
 from __future__ import annotations
@@ -35,7 +48,7 @@ from callcenter.sim.dialplan import AgentPhone
 from callcenter.sim.loopback import loopback_connector
 from callcenter.sim.originate import Originate, OriginateRequest
 from callcenter.sim.pbx import Engine
-from callcenter.sim.queues import Queue
+from callcenter.sim.queues import Queue, phone_devices
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +133,8 @@ class Simulator:
                  agi_host: str = "127.0.0.1", agi_port: int = 4573, users: dict[str, str] | None = None,
                  epoch: float | None = None, seed: int = 0, sounds: SoundLibrary | None = None,
                  agi_connector: Callable | None = None, agi_server=None, ivr_dnis: tuple[str, ...] = ("4000", "4001"),
-                 inbound: str = "contract", record: bool = True,
-                 restart_downtime: float = RESTART_DOWNTIME) -> None:
+                 inbound: str = "contract", acd: str = "contract", dialplan_globals: dict[str, str] | None = None,
+                 record: bool = True, restart_downtime: float = RESTART_DOWNTIME) -> None:
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.ami_host, self.ami_port = ami_host, ami_port
@@ -133,6 +146,8 @@ class Simulator:
         self.extra_queues: dict[str, dict] = {}
         self.ivr_dnis = ivr_dnis
         self.inbound = inbound
+        self.acd = acd
+        self.dialplan_globals = dict(dialplan_globals or {})
         self.restart_downtime = restart_downtime
         self.record = record
         self.events: list[tuple[float, ev.Message]] = []  # every event, with its clock time (record=True)
@@ -155,7 +170,8 @@ class Simulator:
         engine = Engine(self.clock, epoch=self.clock.seconds() + self._wall_offset, seed=self.seed + self.boots,
                         agents=self.agents, agi_connector=self._connector, sounds=self.sounds,
                         agi_host=self.agi_address,
-                        ivr_dnis=self.ivr_dnis, inbound=self.inbound)
+                        ivr_dnis=self.ivr_dnis, inbound=self.inbound, acd=self.acd,
+                        dialplan_globals=self.dialplan_globals)
         for install in (apps.install, dial.install, queue_app.install, agi_session.install):
             install(engine)
         for name, conf in self.extra_queues.items():
@@ -254,14 +270,44 @@ class Simulator:
 
     def agent(self, exten: str, mode: str | None = None, ring: float | None = None,
               talk: float | None = None) -> AgentPhone:
-        """Configure the simulated phone ``Local/<exten>@sim-agents/n`` (see AgentPhone)."""
-        phone = AgentPhone(mode, ring, talk)
-        self.agents[exten] = phone
+        """Configure the simulated phone ``Local/<exten>@sim-agents/n`` (see AgentPhone); its
+        registration and direct call (:meth:`unregister`, :meth:`direct_call`) stay as they were."""
+        phone = self.agents.setdefault(exten, AgentPhone())
+        phone.mode, phone.ring, phone.talk = mode, ring, talk
         return phone
 
+    def unregister(self, exten: str) -> None:
+        """Phone ``exten`` drops its registration: its extension is gone (Dial: CHANUNAVAIL without
+        DialBegin/DialEnd, Local device INVALID), its endpoint ``PJSIP/<exten>`` UNAVAILABLE."""
+        self._phone(exten, registered=False)
+
+    def register(self, exten: str) -> None:
+        """Phone ``exten`` registers again (it answers by its mode)."""
+        self._phone(exten, registered=True)
+
+    def direct_call(self, exten: str, seconds: float | None = None) -> None:
+        """Phone ``exten`` is busy with a call of its own (not through the call center): its devices
+        are INUSE (QueueMemberStatus Status 2, Queue() with ringinuse=no skips it) and a Dial to it
+        gets BUSY.  It ends after ``seconds`` if given, else with :meth:`end_direct_call`."""
+        self._phone(exten, direct_call=True)
+        if seconds is not None:
+            self.engine.scheduler.call_later(seconds, self.end_direct_call, exten)
+
+    def end_direct_call(self, exten: str) -> None:
+        self._phone(exten, direct_call=False)
+
+    def _phone(self, exten: str, **change: bool) -> None:
+        engine = self.engine
+        with engine.scheduler.turn():
+            phone = self.agents.setdefault(exten, AgentPhone())
+            before = engine.queues.device_status(phone_devices(exten)[0])
+            for name, value in change.items():
+                setattr(phone, name, value)
+            engine.phone_changed(exten, before)
+
     def add_queue(self, name: str, strategy: str = "ringall", timeout: float = 15.0, retry: float = 2.0,
-                  weight: int = 0) -> None:
-        conf = {"strategy": strategy, "timeout": timeout, "retry": retry, "weight": weight}
+                  weight: int = 0, ringinuse: bool = False) -> None:
+        conf = {"strategy": strategy, "timeout": timeout, "retry": retry, "weight": weight, "ringinuse": ringinuse}
         self.extra_queues[name] = conf
         self.engine.queues.queues[name] = Queue(name, **conf)
 
@@ -272,10 +318,11 @@ class Simulator:
         return f"Local/{exten_or_interface}@sim-agents/n"
 
     def add_member(self, queue: str, agent: str, name: str | None = None, penalty: int = 0,
-                   paused: bool = False, reason: str = "") -> None:
+                   paused: bool = False, reason: str = "", state_interface: str = "") -> None:
         """What ``Action: QueueAdd`` does (same events); raises ValueError on the AMI error."""
         with self.engine.scheduler.turn():
-            problem = self.engine.queues.add(queue, self.interface(agent), name, penalty, paused, reason)
+            problem = self.engine.queues.add(queue, self.interface(agent), name, penalty, paused, reason,
+                                             state_interface)
         if problem:
             raise ValueError(problem)
 
@@ -342,7 +389,7 @@ class Simulator:
     def jump(self, chan: Channel, label: str) -> None:
         """Move a simulated phone's dialplan to a labelled priority (answer, hangup)."""
         engine = self.engine
-        priority = engine.dialplan.label(chan.context, chan.exten, label)
+        priority = engine.label(chan, chan.context, chan.exten, label)
         if priority is None:
             raise ValueError(f"{chan.name} has no '{label}' step in {chan.context},{chan.exten}")
         engine.redirect(chan, chan.context, chan.exten, priority)
