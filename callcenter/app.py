@@ -14,6 +14,7 @@ from typing import Any
 from agent_desktop.server import DesktopService
 from callcenter.asterisk.ami_link import AMILinkService
 from callcenter.asterisk.fastagi_server import FastAGIServerFactory
+from callcenter.asterisk.originate_watch import ListenerFanout, OriginateWatch
 from callcenter.calls_service import CallsService
 from callcenter.config import Config
 from callcenter.contact_recorder import ContactRecorder
@@ -25,7 +26,6 @@ from callcenter.netservice import ListenService
 from callcenter.routing.control import ControlService
 from callcenter.routing.coordinator import InProcessCoordinator, RedisCoordinator
 from callcenter.routing.service import AcdService
-from callcenter.routing.setup import setup_from_config
 from callcenter.service import AsyncMultiService
 from crm_core.service import CrmService
 from ivr_flows.registry import FlowRegistry
@@ -77,7 +77,8 @@ def build_root(config: Config, reactor: Any) -> Root:
     agi_factory = FastAGIServerFactory({"ivr": ivr.handle}, reactor,
                                        allowed_peers=config.asterisk.agi_allowed_peers)
     root.fastagi = ListenService("fastagi", reactor, config.asterisk.agi_bind, config.asterisk.agi_port, agi_factory)
-    root.ami = AMILinkService(reactor, config.asterisk, listener=root.calls.tracker)
+    watch = OriginateWatch(root.acd.on_watch_event)
+    root.ami = AMILinkService(reactor, config.asterisk, listener=ListenerFanout(root.calls.tracker, watch))
     for svc in (root.crm, root.live_state, root.ivr_flows, root.calls, root.acd, root.control, root.desktop,
                 root.fastagi, root.ami):
         svc.setServiceParent(root)
@@ -95,7 +96,7 @@ def build_acd(root: Root, config: Config, reactor: Any) -> AcdService:
         return root.crm.store
 
     def load_setup() -> Any:
-        return store().acd_config().addCallback(setup_from_config)
+        return store().acd_config()
 
     def config_stamp() -> Any:
         return store().acd_config_stamp()
@@ -113,4 +114,14 @@ def build_acd(root: Root, config: Config, reactor: Any) -> AcdService:
 
     return AcdService(reactor, tracker=root.calls.tracker, ami=lambda: root.ami.client, coordinator=coordinator,
                       load_setup=load_setup, config_stamp=config_stamp, last_agent=last_agent,
-                      contact_figures=contact_figures)
+                      contact_figures=contact_figures, callbacks=_Lazy(store))
+
+
+class _Lazy:
+    """Attribute access on the object ``get()`` returns at call time (the CRM store once it runs)."""
+
+    def __init__(self, get: Any) -> None:
+        self._get = get
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)

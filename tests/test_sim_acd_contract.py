@@ -573,6 +573,11 @@ def test_the_simulated_acd_contexts_are_the_shipped_ones(context):
     if context == "cc-connect":   # the simulated phones are Local/<digits>@sim-agents
         shipped = {exten: [(app, data.replace("@agents(", "@(sim-)?agents("), label)
                            for app, data, label in steps] for exten, steps in shipped.items()}
+    if context == "cc-callback":  # the simulated customers are Local/<number>@sim-customer
+        from callcenter.sim.dialplan import SIM_CUSTOMER_DIAL
+
+        shipped = {exten: [(app, SIM_CUSTOMER_DIAL if app == "Dial" else data, label) for app, data, label in steps]
+                   for exten, steps in shipped.items()}
     assert simulated == shipped
 
 

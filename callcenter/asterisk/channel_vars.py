@@ -54,6 +54,9 @@ RESULT_ACD = "acd"
 CC_AGENT_IFACE = "CC_AGENT_IFACE"
 #: Ring time (seconds) of one ACD offer, read by cc-connect (digits, 1-120).
 CC_RING_SECS = "CC_RING_SECS"
+#: The callback request a callback call dials for (Originate Variable), and the customer leg's DIALSTATUS.
+CC_CALLBACK_ID = "CC_CALLBACK_ID"
+CC_CALLBACK_RESULT = "CC_CALLBACK_RESULT"
 #: Global the routing daemon sets over AMI every few seconds; cc-wait falls back when it stops moving.
 ACD_BEAT = "CTI_ACD_BEAT"
 #: Full channel name a supervisor spies on (Originate Variable to cc-spy).
@@ -78,6 +81,7 @@ CONTEXT_TRANSFER = "cc-transfer"    # allow-listed transfer targets (_6XXX)
 CONTEXT_OUTBOUND = "cc-outbound"    # click-to-dial, exten = customer number
 CONTEXT_SPY = "cc-spy"              # supervisor, exten = a SPY_* mode
 CONTEXT_AGENTS = "agents"           # Local/<ext>@agents rings PJSIP/<ext>
+CONTEXT_CALLBACK = "cc-callback"    # a callback: Originate of the agent's phone, exten = customer number
 CONTEXT_ACD_EXIT = "cc-acd-exit"    # the ACD gives up on a caller, exten = voicemail|callback|queue
 
 #: Extensions of CONTEXT_SPY (ChanSpy options q+E+S plus w / B).

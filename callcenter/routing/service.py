@@ -54,7 +54,10 @@ from callcenter.asterisk import channel_vars as cv
 from callcenter.logging import call_id_context
 from callcenter.routing import codec
 from callcenter.routing.coordinator import Coordinator, NotLeader
+from callcenter.asterisk.originate_watch import OriginateOutcome, VariableSet
+from callcenter.routing.callbacks import CallbackDialer
 from callcenter.routing.figures import AcdFigures
+from callcenter.routing.setup import hours_from_config, setup_from_config
 from callcenter.service import AsyncService
 
 logger = logging.getLogger(__name__)
@@ -95,7 +98,7 @@ class AcdService(AsyncService):
     def __init__(self, reactor: Any, *, tracker: Any, ami: Callable[[], Any], coordinator: Coordinator,
                  load_setup: Callable[[], Any], config_stamp: Callable[[], Any] | None = None,
                  last_agent: Callable[[str, int], Any] | None = None,
-                 contact_figures: Callable[[float], Any] | None = None,
+                 contact_figures: Callable[[float], Any] | None = None, callbacks: Any = None,
                  default_queue: str = cv.FALLBACK_QUEUE, tick_every: float = 1.0, beat_every: float = 5.0,
                  config_every: float = 2.0) -> None:
         self._reactor = reactor
@@ -109,6 +112,8 @@ class AcdService(AsyncService):
         #: Queue and agent figures (answered, abandoned, service level, time in state, ...).
         self.figures = AcdFigures(self.now)
         self._routed: set[str] = set()                # calls the distributor held, until they end
+        #: Callback requests routed like calls and dialled agent first (``callbacks``: the CRM store).
+        self.callbacks = CallbackDialer(self, callbacks)
         self._default_queue = default_queue
         self._tick_every, self._beat_every, self._config_every = tick_every, beat_every, config_every
         self.distributor = Distributor(AcdSetup(), reactor.seconds())
@@ -128,6 +133,7 @@ class AcdService(AsyncService):
         self._device_busy: dict[str, bool] = {}
         self._paused: dict[tuple[str, str], bool] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._leading = False                        # this service took over routing (restored the state)
         self._resynced = False                       # the tracker has seen Asterisk's calls since start
         self._releases: dict[tuple[str, str], asyncio.Future[Any]] = {}
         self.actions_failed = 0
@@ -187,8 +193,9 @@ class AcdService(AsyncService):
         self._spawn(self._tick_async()).add_done_callback(lambda _: setattr(self, "_ticking", False))
 
     async def _tick_async(self) -> None:
-        was = self.coordinator.leader
+        was = self._leading
         leader = await self.coordinator.tick()
+        self._leading = leader
         if leader and not was:
             await self._take_over()
         elif was and not leader:
@@ -205,6 +212,8 @@ class AcdService(AsyncService):
         if self._config_stamp is not None and now - self._last_config_check >= self._config_every:
             self._last_config_check = now
             await self._check_config()
+        self.callbacks.closed_queues(now)
+        await self.callbacks.poll(now)
         if self._dirty:
             self._dirty = False
             await self.coordinator.save_snapshot(self._saved_state(now))
@@ -243,7 +252,11 @@ class AcdService(AsyncService):
 
     async def _fetch_setup_async(self) -> AcdSetup | None:
         try:
-            return (await wait_for_value(self._load_setup())) or AcdSetup()
+            loaded = await wait_for_value(self._load_setup())
+            if loaded is None or isinstance(loaded, AcdSetup):
+                return loaded or AcdSetup()
+            self.callbacks.hours = hours_from_config(loaded)
+            return setup_from_config(loaded)
         except Exception:
             logger.exception("could not read the ACD configuration; keeping the one loaded")
             return None
@@ -432,6 +445,8 @@ class AcdService(AsyncService):
         if isinstance(event, ev.AgentMemberStatus):
             self._member_status(event)
         if self.coordinator.leader:
+            if self.callbacks.on_call_event(event):
+                return
             self.figures.on_call_event(event, self._routed.__contains__, self._queue_of)
         if isinstance(event, ev.CallEnded):
             self._routed.discard(event.call_id)
@@ -448,6 +463,15 @@ class AcdService(AsyncService):
     def _queue_of(self, call_id: str) -> str | None:
         record = self._tracker.get(call_id)
         return record.queue if record is not None else None
+
+    def on_watch_event(self, event: Any) -> None:
+        """Originate outcomes and the dialplan's variables for the daemon (``OriginateWatch``)."""
+        if not self.coordinator.leader:
+            return
+        if isinstance(event, OriginateOutcome):
+            self.callbacks.on_originate(event)
+        elif isinstance(event, VariableSet):
+            self.callbacks.on_variable(event)
 
     def _offered(self, call_id: str) -> CallView | None:
         return next((c for c in self.distributor.calls() if c.call_id == call_id), None)
@@ -583,6 +607,9 @@ class AcdService(AsyncService):
             logger.error("call %s: agent %s or the call is reserved elsewhere; not rung", offer.call_id, offer.agent)
             self._feed(inp.Missed(offer.call_id, offer.agent, "unavailable"))
             return
+        if offer.kind == "callback":
+            await self.callbacks.dial(offer)
+            return
         record = self._tracker.get(offer.call_id)
         if record is None or record.state is ev.CallState.ENDED:
             self._feed(inp.Gone(offer.call_id))
@@ -601,6 +628,8 @@ class AcdService(AsyncService):
             self._feed(inp.Gone(offer.call_id))
 
     async def _fallback(self, effect: fx.Fallback) -> None:
+        if effect.kind == "callback":
+            return  # nobody to send anywhere: the claim runs out and the callback is due again later
         await self._redirect(effect.call_id, cv.CONTEXT_ACD_EXIT, effect.action)
         await self.coordinator.drop_handoff(effect.call_id)
 

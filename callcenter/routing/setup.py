@@ -30,3 +30,8 @@ def setup_from_config(config: Any) -> AcdSetup:
     agents = tuple(AgentProfile(a.login, a.interface, tuple(sorted(a.skills)), tuple(a.queues))
                    for a in config.agents if a.active and a.role in ("agent", "supervisor"))
     return AcdSetup(tuple(queues), agents)
+
+
+def hours_from_config(config: Any) -> dict[str, Any]:
+    """Queue -> its opening hours (``OpeningHours``; None: always open)."""
+    return {q.name: getattr(q, "hours", None) for q in config.queues}

@@ -279,6 +279,7 @@ def action_originate(session, action: Action):
         priority=int(priority), application=action.get("Application") or None, data=action.get("Data"),
         cid_num=number, cid_name=name, variables=split_variables(action.getall("Variable")),
         timeout=int(timeout) / 1000 if timeout.isdigit() else 30.0, action_id=action.action_id,
+        channel_id=action.get("ChannelId") or None, other_channel_id=action.get("OtherChannelId") or None,
     )
     if action.get("Async").strip().lower() in ("true", "yes", "1", "on", "y", "t"):
         return ok(action, "Originate successfully queued", lambda: Originate(session.engine, request).start())

@@ -210,6 +210,9 @@ CONTEXTS: dict[str, list[tuple[str, list[Step]]]] = {
     ])],
 }
 
+#: The simulator's customers answer at Local/<number>@sim-customer (see [sim-customer]).
+SIM_CUSTOMER_DIAL = "Local/${FILTER(+0-9,${EXTEN})}@sim-customer/n,${CTI_OUTBOUND_RING_SECS}"
+
 #: [cc-connect] takes the shipped forms plus the simulated phones (Local/<digits>@sim-agents).
 _IFACE = "${FILTER(-_./@0-9A-Za-z,${CC_AGENT_IFACE})}"
 _IFACE_OK = '${REGEX("^(Local/[0-9]+@(sim-)?agents(/n)?|PJSIP/[-_.0-9A-Za-z]+)$" %s)}' % _IFACE
@@ -262,6 +265,15 @@ CONTRACT_ACD: dict[str, list[tuple[str, list[Step]]]] = {
             Step("Hangup", label="done"),
         ]),
     ],
+    # the shipped [cc-callback]; Dial reaches the simulated customers (Local/5XXXXXX@sim-customer) instead
+    # of the carrier trunk
+    "cc-callback": [(pattern, [
+        Step("NoOp", "Callback ${FILTER(0-9,${CC_CALLBACK_ID})}: agent ${CALLERID(num)} calls ${EXTEN}"),
+        Step("Set", "CALLERID(num)=${CTI_OUTBOUND_CALLERID}"),
+        Step("Dial", SIM_CUSTOMER_DIAL),
+        Step("Set", "CC_CALLBACK_RESULT=${DIALSTATUS}"),
+        Step("Hangup"),
+    ]) for pattern in ("_XXX.", "_+XXX.")],
     "cc-last-resort": [("s", [
         Step("NoOp", "Nobody could take the call: QUEUESTATUS=${QUEUESTATUS}"),
         Step("GotoIf", '$["${CTI_LAST_RESORT_MAILBOX}" != ""]?voicemail'),

@@ -37,6 +37,9 @@ class OriginateRequest:
     variables: list[tuple[str, str]] = field(default_factory=list)
     timeout: float = 30.0
     action_id: str | None = None
+    #: ``ChannelId`` / ``OtherChannelId``: the Uniqueids of ``;1`` (so also the Linkedid) and ``;2``.
+    channel_id: str | None = None
+    other_channel_id: str | None = None
     asynchronous: bool = True  # only an Async originate publishes OriginateResponse
 
 
@@ -60,7 +63,7 @@ class Originate(Outgoing):
             self._fail(0)
             return None
         exten, context, optimize = parse_local(req.channel)
-        one, two = engine.local_pair(exten, context)
+        one, two = engine.local_pair(exten, context, ids=(req.channel_id, req.other_channel_id))
         self.one = one
         one.app, one.appdata = "AppDial2", "(Outgoing Line)"
         engine.newexten(one)

@@ -120,18 +120,21 @@ class Engine:
 
     # --- channels ------------------------------------------------------------
 
-    def new_channel(self, name: str, context: str, exten: str, state: int, linkedid: str | None) -> Channel:
-        uniqueid = self.naming.uniqueid(self.wall())
+    def new_channel(self, name: str, context: str, exten: str, state: int, linkedid: str | None,
+                    uniqueid: str | None = None) -> Channel:
+        """A new channel; ``uniqueid`` as an Originate's ``ChannelId`` gives it, else the next one."""
+        uniqueid = uniqueid or self.naming.uniqueid(self.wall())
         chan = Channel(name=name, uniqueid=uniqueid, linkedid=linkedid or uniqueid, context=context,
                        exten=exten, state=state, created=self.now())
         self.channels[name] = chan
         return chan
 
-    def local_pair(self, exten: str, context: str, linkedid: str | None = None) -> tuple[Channel, Channel]:
+    def local_pair(self, exten: str, context: str, linkedid: str | None = None,
+                   ids: tuple[str | None, str | None] = (None, None)) -> tuple[Channel, Channel]:
         """Allocate ``;1`` (Down) and ``;2`` (Ring) and emit their two Newchannel events."""
         name1, name2 = self.naming.local_pair(exten, context)
-        one = self.new_channel(name1, context, exten, 0, linkedid)
-        two = self.new_channel(name2, context, exten, 4, one.linkedid)
+        one = self.new_channel(name1, context, exten, 0, linkedid, ids[0])
+        two = self.new_channel(name2, context, exten, 4, one.linkedid, ids[1])
         one.half, two.half, one.peer, two.peer = 1, 2, two, one
         self.processed_calls += 1
         self.emit(ev.newchannel(one))
