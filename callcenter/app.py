@@ -31,6 +31,10 @@ from crm_core.service import CrmService
 from ivr_flows.registry import FlowRegistry
 
 
+#: The flow ``cc-acd-exit,callback`` runs (AGI script ``callback-offer``) when a queue's max wait says callback.
+CALLBACK_OFFER_FLOW = "acd_callback_offer"
+
+
 class Root(AsyncMultiService):
     """The daemon: named children, reachable for tests and the demo."""
 
@@ -74,7 +78,8 @@ def build_root(config: Config, reactor: Any) -> Root:
     root.control = ControlService(reactor, config.acd.control_socket, root.acd)
     ivr = IvrHandler(root.ivr_flows.registry.snapshot, customers=CrmCustomerPort(lambda: root.crm.store),
                      records=recorder, queue_stats=root.calls, clock=reactor, acd=root.acd)
-    agi_factory = FastAGIServerFactory({"ivr": ivr.handle}, reactor,
+    agi_factory = FastAGIServerFactory({"ivr": ivr.handle, "callback-offer": ivr.flow_script(CALLBACK_OFFER_FLOW)},
+                                       reactor,
                                        allowed_peers=config.asterisk.agi_allowed_peers)
     root.fastagi = ListenService("fastagi", reactor, config.asterisk.agi_bind, config.asterisk.agi_port, agi_factory)
     watch = OriginateWatch(root.acd.on_watch_event)

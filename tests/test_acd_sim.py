@@ -51,13 +51,13 @@ async def until(predicate, timeout, what):
         waited += 0.05
 
 
-def configure(engine, slow_max_wait=None):
+def configure(engine, slow_max_wait=None, on_max_wait="voicemail"):
     from crm_core.acd_config import NewAgent, thd_save_agent, thd_save_queue
     from crm_core.records import QueueConfig
 
     thd_save_queue(engine, QueueConfig("support", "Support", (), 0, 20, ring_seconds=2, wrap_up_seconds=1))
     thd_save_queue(engine, QueueConfig("slow", "Nobody's skill", (("klingon", 5),), 0, 20, ring_seconds=2,
-                                       wrap_up_seconds=1, max_wait=slow_max_wait, on_max_wait="voicemail"))
+                                       wrap_up_seconds=1, max_wait=slow_max_wait, on_max_wait=on_max_wait))
     for agent in AGENTS:
         thd_save_agent(engine, NewAgent(agent, f"Agent {agent}", interface=f"Local/{agent}@sim-agents/n",
                                         queues=(("support", 0), ("slow", 0))))
@@ -87,10 +87,10 @@ def lab(tmp_path):
     sim.stop()
 
 
-async def ready_lab(lab, slow_max_wait=None):
+async def ready_lab(lab, slow_max_wait=None, on_max_wait="voicemail"):
     sim, root, _ = lab
     await until(lambda: root.ami.client is not None and root.ami.client.logged_in.is_set(), 10, "AMI login")
-    await root.crm.pool.run(configure, root.crm.engine, slow_max_wait)
+    await root.crm.pool.run(configure, root.crm.engine, slow_max_wait, on_max_wait)
     await until(lambda: {a.agent for a in root.acd.distributor.setup.agents} >= set(AGENTS), 10,
                 "the ACD to load its configuration")
     return sim, root
@@ -200,6 +200,19 @@ async def test_at_max_wait_the_caller_goes_to_the_queues_fallback(lab):
     assert exten == "voicemail"
     assert root.acd.distributor.calls() == ()
     assert root.acd.queue_figures("slow")["offered"] == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_at_max_wait_a_callback_offer_takes_the_callers_request(lab):
+    """Queue slow says callback at max wait: cc-acd-exit,callback runs the callback-offer flow; the caller
+    presses 1; a callback request for the caller's number in queue support is stored, and the call ends."""
+    sim, root = await ready_lab(lab, slow_max_wait=2, on_max_wait="callback")
+    call = sim.call("5551008", "Jane", dnis="4061", keys=["1"])
+    await until(lambda: call.hungup, 30, "the caller to leave a callback request and hang up")
+    waiting = await root.crm.store.list_callbacks("pending")
+    assert [(c.number, c.queue, c.origin_linkedid) for c in waiting] == [("5551008", "support", call.linkedid)]
+    record = await contact(root, call.linkedid)
+    assert record.queue == "slow" and record.agent is None
 
 
 @pytest_twisted.ensureDeferred

@@ -41,7 +41,7 @@ def test_validate_the_shipped_flows_and_their_test_cases():
     """Every flow valid, every kept test case passes: exit 0."""
     result = run("--flows-dir", str(SHIPPED), "validate")
     assert result.exit_code == 0, result.output
-    assert result.output == "ok: 3 flow(s) valid, 31 test case(s) passed\n"
+    assert result.output == "ok: 4 flow(s) valid, 34 test case(s) passed\n"
 
 
 def test_validate_reports_every_error_with_file_line_and_column(flows_dir):
@@ -213,7 +213,7 @@ def test_flows_dir_from_the_environment(monkeypatch):
     """CALLCENTER_FLOWS_DIR sets the directory."""
     monkeypatch.setenv("CALLCENTER_FLOWS_DIR", str(SHIPPED))
     monkeypatch.chdir(os.path.dirname(SHIPPED.parent.parent))
-    assert run("validate", "--no-tests").output == "ok: 3 flow(s) valid\n"
+    assert run("validate", "--no-tests").output == "ok: 4 flow(s) valid\n"
 
 
 def test_a_tests_file_may_be_a_bare_list_of_cases(flows_dir):

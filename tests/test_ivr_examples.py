@@ -36,8 +36,9 @@ def flow_set():
 
 
 def test_every_example_flow_keeps_test_cases():
-    """hotline, vip and after_hours each have a tests file."""
-    assert [p.name for p in TEST_FILES] == ["after_hours.tests.yaml", "hotline.tests.yaml", "vip.tests.yaml"]
+    """hotline, vip, after_hours and the ACD's callback offer each have a tests file."""
+    assert [p.name for p in TEST_FILES] == ["acd_callback_offer.tests.yaml", "after_hours.tests.yaml",
+                                            "hotline.tests.yaml", "vip.tests.yaml"]
 
 
 @pytest.mark.parametrize("path, index, name", cases(), ids=lambda v: v if isinstance(v, str) else "")

@@ -66,7 +66,7 @@ def test_a_valid_edit_is_swapped_in_and_versioned(flows_dir):
     """The edited flow gets version 2; the set is replaced by a new object."""
     registry = FlowRegistry(flows_dir)
     first = registry.reload()
-    assert first.ok and first.versions == {"after_hours": 1, "hotline": 1, "vip": 1}
+    assert first.ok and first.versions == {"acd_callback_offer": 1, "after_hours": 1, "hotline": 1, "vip": 1}
     old = registry.current
     edit(flows_dir / "hotline.yaml", "prompt: custom/cc-welcome", "prompt: beep")
     result = registry.reload()
@@ -101,7 +101,7 @@ def test_an_invalid_edit_is_refused_and_the_old_set_keeps_answering(flows_dir):
         ("vip.yaml", 37, 11, "unknown node type 'queu' (did you mean 'queue'?)"),
     ]
     assert registry.current is old
-    assert result.versions == {"after_hours": 1, "hotline": 1, "vip": 1}
+    assert result.versions == {"acd_callback_offer": 1, "after_hours": 1, "hotline": 1, "vip": 1}
     assert len(registry.history.versions("hotline")) == 1
 
 

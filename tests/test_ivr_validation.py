@@ -255,7 +255,7 @@ def test_example_flows_are_valid_and_reference_the_published_schema():
     """The shipped flows validate and point editors at the schema."""
     flow_set, errors = load_flowset(FLOWS)
     assert errors == []
-    assert set(flow_set.flows) == {"hotline", "vip", "after_hours"}
+    assert set(flow_set.flows) == {"hotline", "vip", "after_hours", "acd_callback_offer"}
     for name in flow_set.flows:
         assert (FLOWS / f"{name}.yaml").read_text().startswith("# yaml-language-server: $schema=../schema.json")
 

@@ -81,6 +81,32 @@ class IvrHandler:
                     call.dnis, {True: " (open)", False: " (closed)", None: ""}[decision.open], call.ani or "withheld")
         await call.run(flow_set, flow, decision.route.trusted_callerid)
 
+    def flow_script(self, flow_name: str) -> Callable[[AGISession], Any]:
+        """An AGI script that runs the flow ``flow_name`` whatever the DNIS, for a caller the IVR already
+        recorded: the ACD's callback offer at a queue's max wait (``cc-acd-exit,callback``).  Its path is
+        not written to the contact record, which keeps the first IVR's path; a callback it takes is
+        stored with the call's id."""
+        async def handle(session: AGISession) -> None:
+            flow_set = self._flows()
+            call = _Call(self, session, AgiChannel(session), recorded=False)
+            call.ani, call.dnis = sanitize.caller_number(session.ani), ""
+            try:
+                call.call_id = sanitize.call_id(await session.get_variable("CHANNEL(linkedid)")) or session.uniqueid
+            except (AGIHangup, AGIConnectionLost):
+                return
+            call.channel.call_id = call.call_id
+            flow = flow_set.flows.get(flow_name)
+            if flow is None:
+                logger.error("call %s: no flow %r for the %s script; caller sent to the fallback queue",
+                             call.call_id, flow_name, session.script or "AGI")
+                await call.channel.fallback()
+                return
+            logger.info("call %s: flow %s (version %d), caller %s", call.call_id, flow.name, flow.version,
+                        call.ani or "withheld")
+            await call.run(flow_set, flow)
+
+        return handle
+
     # -- ports --------------------------------------------------------------------
 
     async def ask(self, call_id: str, what: str, method: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -135,8 +161,10 @@ class IvrHandler:
 class _Call:
     """One call through the handler: the engine loop and its record."""
 
-    def __init__(self, handler: IvrHandler, session: AGISession, channel: AgiChannel) -> None:
+    def __init__(self, handler: IvrHandler, session: AGISession, channel: AgiChannel, *,
+                 recorded: bool = True) -> None:
         self.handler, self.session, self.channel = handler, session, channel
+        self.recorded = recorded
         self.call_id, self.ani, self.dnis = session.uniqueid, "", ""
         self.state: CallState | None = None
         self.outcome, self.detail = "", ""
@@ -228,6 +256,9 @@ class _Call:
         self.outcome, self.detail = command.outcome, command.reason
 
     async def record(self, outcome: str, detail: str) -> None:
+        if not self.recorded:
+            logger.info("call %s: %s ended: %s %s", self.call_id, self.left_at or "flow", outcome, detail)
+            return
         path = self.state.path if self.state is not None else ()
         handoff = self.state.handoff if self.state is not None and outcome in (cmd.QUEUE, cmd.ABANDONED) else None
         customer = self.state.variables.get("customer.id") if self.state is not None else None
