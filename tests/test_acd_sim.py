@@ -24,7 +24,8 @@ from tests.servers import free_port
 from tests.util import always_open_routes, copy_flows
 
 ROUTES = always_open_routes('"4060": {flow: acd, calendar: always, closed: after_hours}',
-                            '"4061": {flow: acd_slow, calendar: always, closed: after_hours}')
+                            '"4061": {flow: acd_slow, calendar: always, closed: after_hours}',
+                            '"4062": {flow: acd_sales, calendar: always, closed: after_hours}')
 FLOW = """
 description: Straight to the daemon's ACD.
 start: to_agent
@@ -58,26 +59,28 @@ def configure(engine, slow_max_wait=None, on_max_wait="voicemail"):
     thd_save_queue(engine, QueueConfig("support", "Support", (), 0, 20, ring_seconds=2, wrap_up_seconds=1))
     thd_save_queue(engine, QueueConfig("slow", "Nobody's skill", (("klingon", 5),), 0, 20, ring_seconds=2,
                                        wrap_up_seconds=1, max_wait=slow_max_wait, on_max_wait=on_max_wait))
+    thd_save_queue(engine, QueueConfig("sales", "Sales (Asterisk's own strategy)", (), 0, 20, engine="asterisk"))
     for agent in AGENTS:
         thd_save_agent(engine, NewAgent(agent, f"Agent {agent}", interface=f"Local/{agent}@sim-agents/n",
-                                        queues=(("support", 0), ("slow", 0))))
+                                        queues=(("support", 0), ("slow", 0), ("sales", 1))))
 
 
 @pytest.fixture
 def lab(tmp_path):
     agi_port = free_port()
-    sim = Simulator(reactor, agi_port=agi_port, ivr_dnis=("4000", "4001", "4060", "4061"), dialplan_globals=SHORT)
+    sim = Simulator(reactor, agi_port=agi_port, ivr_dnis=("4000", "4001", "4060", "4061", "4062"), dialplan_globals=SHORT)
     sim.start()
     flows = copy_flows(tmp_path)
     Path(flows, "routes.yaml").write_text(ROUTES)
     Path(flows, "acd.yaml").write_text(FLOW.format(queue="support"))
     Path(flows, "acd_slow.yaml").write_text(FLOW.format(queue="slow"))
+    Path(flows, "acd_sales.yaml").write_text(FLOW.format(queue="sales"))
     cfg = build_config({
         "asterisk": {"ami_port": sim.port, "ami_secret": "cti-secret", "agi_port": agi_port},
         "crm": {"url": f"sqlite:///{tmp_path / 'crm.db'}", "journal": str(tmp_path / "journal.db")},
         "desktop": {"port": free_port()},
         "ivr": {"flows_dir": flows, "routes": str(Path(flows, "routes.yaml"))},
-        "acd": {"state_file": str(tmp_path / "acd-state.json")},
+        "acd": {"state_file": str(tmp_path / "acd-state.json"), "control_socket": str(tmp_path / "control.sock")},
     }, environ={})
     root = build_root(cfg, reactor)
     pytest_twisted.blockon(root.startService())
@@ -184,6 +187,30 @@ async def test_a_caller_hanging_up_while_the_agent_rings_frees_the_agent(lab):
     record = await contact(root, call.linkedid)
     assert record.abandoned is True and record.agent is None
     assert root.acd.queue_figures("support")["abandoned"] == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_queue_with_asterisks_own_strategy_is_handed_to_queue_with_members_kept_by_the_daemon(lab):
+    """sales has engine asterisk: the IVR hands the caller to Queue(sales); the daemon added 6001 to sales
+    (penalty 1) unpaused while ready, and pauses it when 6001 goes not ready."""
+    lab[0].add_queue("sales")
+    sim, root = await ready_lab(lab)
+    sim.agent("6001", ring=0.3, talk=1)
+    await login(root, "6001")
+
+    def member():
+        return next((m for m in sim.queue("sales").members.values() if m.interface.startswith("Local/6001")), None)
+
+    await until(lambda: member() is not None and not member().paused, 5, "6001 an unpaused member of sales")
+    assert member().penalty == 1
+    call = sim.call("5551009", "Jane", dnis="4062")
+    await until(lambda: any(m.name == "AgentConnect" and dict(m.headers).get("Linkedid") == call.linkedid
+                            and dict(m.headers).get("Queue") == "sales" for _, m in sim.events), 10,
+                "Queue(sales) to connect 6001")
+    assert root.acd.distributor.calls() == ()      # the daemon's distributor never held it
+    await until(lambda: call.hungup, 10, "the call to end")
+    await login(root, "6001", ready=False, reason="break")
+    await until(lambda: member().paused, 5, "6001 paused in sales")
 
 
 @pytest_twisted.ensureDeferred

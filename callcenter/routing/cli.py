@@ -129,6 +129,18 @@ def register(agents: click.Group, queues: click.Group) -> None:
         payload = {"op": "agents.state", "agent": agent, "state": state, "reason": reason}
         _report(_checked(request(_socket_path(config_path, socket_path), payload)), as_json)
 
+    @agents.command("wrap-up")
+    @click.argument("agent")
+    @click.option("--extend", type=click.IntRange(1, 3600), help="more seconds of wrap-up")
+    @_options
+    def agents_wrap_up(agent: str, extend: int | None, config_path: str | None, socket_path: str | None,
+                       as_json: bool) -> None:
+        """End AGENT's wrap-up now (ready, or the state asked for during the call), or --extend it."""
+        payload: dict[str, Any] = {"op": "agents.wrap-up", "agent": agent}
+        if extend is not None:
+            payload["extend"] = extend
+        _report(_checked(request(_socket_path(config_path, socket_path), payload)), as_json)
+
     @queues.command("status")
     @_options
     def queues_status(config_path: str | None, socket_path: str | None, as_json: bool) -> None:

@@ -7,6 +7,7 @@ object per line each way.  Requests::
     {"op": "agents.login", "agent": "6001", "interface": "PJSIP/6001", "queues": ["support"], "ready": false}
     {"op": "agents.logout", "agent": "6001"}
     {"op": "agents.state", "agent": "6001", "state": "ready" | "not-ready", "reason": "lunch"}
+    {"op": "agents.wrap-up", "agent": "6001", "extend": 30}      (no "extend": wrap-up done)
     {"op": "queues.status"}
 
 Answers are ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``.  A
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,10 @@ from callcenter.service import AsyncService
 logger = logging.getLogger(__name__)
 
 MAX_LINE = 64 * 1024
+AGENT_OPS = frozenset({"agents.login", "agents.logout", "agents.state", "agents.wrap-up"})
+#: Agent devices: what cc-connect dials (and the simulator's Local/<exten>@sim-agents phones).
+INTERFACE = re.compile(r"(PJSIP|SIP|IAX2|DAHDI)/[-_.0-9A-Za-z]{1,80}|Local/[0-9A-Za-z_+-]{1,40}@[-_0-9A-Za-z]{1,40}(/n)?")
+REASON = re.compile(r"[-_0-9A-Za-z]{1,32}")
 
 
 class ControlProtocol(LineOnlyReceiver):
@@ -102,7 +108,7 @@ class ControlService(AsyncService):
             if op == "queues.status":
                 return await as_deferred(self._acd.query("queues"))
             command = self._command(op, request)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (TypeError, ValueError) as exc:
             return {"ok": False, "error": f"bad {op} request: {exc}"}
         if command is None:
             return {"ok": False, "error": f"unknown op {op!r}"}
@@ -110,28 +116,36 @@ class ControlService(AsyncService):
 
     @staticmethod
     def _command(op: str, request: dict[str, Any]) -> inp.Input | None:
-        agent = request["agent"]
-        if not isinstance(agent, str) or not agent:
-            raise ValueError("agent must be a non-empty string")
+        if op not in AGENT_OPS:
+            return None
+        agent = request.get("agent")
+        if not isinstance(agent, str) or not agent or len(agent) > 64:
+            raise ValueError("agent must be a login of 1 to 64 characters")
         if op == "agents.login":
             queues = request.get("queues")
             if queues is not None and (not isinstance(queues, list) or not all(isinstance(q, str) for q in queues)):
                 raise ValueError("queues must be a list of queue names")
             interface = request.get("interface")
-            if interface is not None and not isinstance(interface, str):
-                raise ValueError("interface must be a string")
+            if interface is not None and not (isinstance(interface, str) and INTERFACE.fullmatch(interface)):
+                raise ValueError(f"interface must look like PJSIP/<endpoint> or Local/<exten>@<context>[/n], "
+                                 f"not {interface!r}")
             return inp.Login(agent, interface, tuple(queues) if queues is not None else None,
-                             bool(request.get("ready", False)))
+                             request.get("ready") is True)
         if op == "agents.logout":
             return inp.Logout(agent)
-        if op == "agents.state":
-            state = request["state"]
-            if state == "ready":
-                return inp.SetReady(agent)
-            if state == "not-ready":
-                reason = request.get("reason") or "break"
-                if not isinstance(reason, str) or len(reason) > 32:
-                    raise ValueError("reason must be a string of at most 32 characters")
-                return inp.SetNotReady(agent, reason)
-            raise ValueError(f"state must be ready or not-ready, not {state!r}")
-        return None
+        if op == "agents.wrap-up":
+            extend = request.get("extend")
+            if extend is None:
+                return inp.EndWrapUp(agent)
+            if isinstance(extend, bool) or not isinstance(extend, (int, float)) or not 0 < extend <= 3600:
+                raise ValueError("extend must be a number of seconds from 1 to 3600")
+            return inp.ExtendWrapUp(agent, float(extend))
+        state = request.get("state")
+        if state == "ready":
+            return inp.SetReady(agent)
+        if state == "not-ready":
+            reason = request.get("reason") or "break"
+            if not isinstance(reason, str) or not REASON.fullmatch(reason):
+                raise ValueError("reason must be a code of 1 to 32 letters, digits, '-' or '_'")
+            return inp.SetNotReady(agent, reason)
+        raise ValueError(f"state must be ready or not-ready, not {state!r}")

@@ -118,6 +118,8 @@ class AcdService(AsyncService):
         self._tick_every, self._beat_every, self._config_every = tick_every, beat_every, config_every
         self.distributor = Distributor(AcdSetup(), reactor.seconds())
         self._listeners: list[Callable[[Any], None]] = [self.figures.on_effect]
+        self._figure_listeners: list[Callable[[list[dict[str, Any]]], None]] = []
+        self._last_figures: list[dict[str, Any]] | None = None
         self._timer: Any = None
         self._looper: LoopingCall | None = None
         self._ticking = False
@@ -167,6 +169,25 @@ class AcdService(AsyncService):
     def now(self) -> float:
         return float(self._reactor.seconds())
 
+    def subscribe_figures(self, listener: Callable[[list[dict[str, Any]]], None]) -> None:
+        """``listener(rows)`` with every queue's figures (``queue_rows``) when they changed, at most once a
+        ``tick_every`` (the wallboard's stream; leader only)."""
+        self._figure_listeners.append(listener)
+
+    def _push_figures(self) -> None:
+        if not self._figure_listeners:
+            return
+        rows = self.queue_rows()
+        steady = [{k: v for k, v in row.items() if k != "longest_wait"} for row in rows]
+        if steady == self._last_figures and not any(row["waiting"] for row in rows):
+            return
+        self._last_figures = steady
+        for listener in self._figure_listeners:
+            try:
+                listener(rows)
+            except Exception:
+                logger.exception("queue figures listener failed")
+
     def subscribe(self, listener: Callable[[Any], None]) -> None:
         """``listener(effect)`` for every effect (agent states, offers, fallbacks), leader only."""
         self._listeners.append(listener)
@@ -213,6 +234,7 @@ class AcdService(AsyncService):
             self._last_config_check = now
             await self._check_config()
         self.callbacks.closed_queues(now)
+        self._push_figures()
         await self.callbacks.poll(now)
         if self._dirty:
             self._dirty = False
@@ -717,7 +739,12 @@ class AcdService(AsyncService):
                     headers = [("Queue", queue), ("Interface", member), ("Paused", "true" if paused else "false")]
                     if paused:
                         headers.append(("Reason", reason))
-                    await self._action("QueuePause", headers)
+                    try:
+                        await self._action("QueuePause", headers)
+                    except Exception as exc:
+                        if "not found" in str(exc).lower():   # gone from the queue: added again next time
+                            self._members.get(agent, set()).discard((queue, member))
+                        raise
                     self._paused[(queue, member)] = paused
             except Exception as exc:
                 logger.warning("agent %s: queue %s member not %s: %s", agent, queue,

@@ -1,0 +1,137 @@
+"""The operators' control socket of a running daemon (against the simulator): commands, queries, bad input."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+import pytest_twisted
+from twisted.internet import threads
+
+from tests.test_acd_sim import AGENTS, ready_lab, sleep, state, until  # noqa: F401 (fixture helpers)
+from tests.test_acd_sim import lab as sim_lab  # noqa: F401
+
+
+@pytest.fixture
+def lab(sim_lab):  # noqa: F811
+    return sim_lab
+
+
+def exchange(path, *lines, raw=False):
+    """Send lines to the control socket (in a thread: the daemon runs on this reactor); the answers."""
+    def talk():
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(path)
+            answers = []
+            for line in lines:
+                sock.sendall(line if raw else json.dumps(line).encode() + b"\n")
+                data = b""
+                while not data.endswith(b"\n"):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                answers.append(json.loads(data) if data else None)
+            return answers
+    return threads.deferToThread(talk)
+
+
+@pytest_twisted.ensureDeferred
+async def test_agent_commands_and_queries_over_the_socket(lab):
+    """login, state, wrap-up and logout go to the distributor; agents.list and queues.status answer from it."""
+    sim, root = await ready_lab(lab)
+    path = root.control.path
+    login, ready, lunch, listing, status = await exchange(
+        path, {"op": "agents.login", "agent": "6001", "queues": ["support"]},
+        {"op": "agents.state", "agent": "6001", "state": "ready"},
+        {"op": "agents.state", "agent": "6001", "state": "not-ready", "reason": "lunch"},
+        {"op": "agents.list"}, {"op": "queues.status"})
+    assert (login["ok"], login["agent"]["state"], login["agent"]["reason"]) == (True, "not-ready", "login")
+    assert ready["agent"]["state"] == "ready"
+    assert (lunch["agent"]["state"], lunch["agent"]["reason"]) == ("not-ready", "lunch")
+    row = next(a for a in listing["agents"] if a["agent"] == "6001")
+    assert (row["state"], row["reason"], row["queues"]) == ("not-ready", "lunch", ["support"])
+    assert {a["agent"] for a in listing["agents"]} >= set(AGENTS)
+    support = next(q for q in status["queues"] if q["queue"] == "support")
+    assert support["waiting"] == 0 and support["agents_by_state"] == {"not-ready": 1}
+    (logout,) = await exchange(path, {"op": "agents.logout", "agent": "6001"})
+    assert logout["agent"]["state"] == "logged-out" and state(root, "6001") == ("logged-out", None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_requests_get_a_clear_error_and_the_connection_stays_usable(lab):
+    sim, root = await ready_lab(lab)
+    answers = await exchange(
+        root.control.path, b"not json\n", b"[1, 2]\n", b'{"op": "agents.dance", "agent": "6001"}\n',
+        b'{"op": "agents.state", "agent": "6001", "state": "asleep"}\n',
+        b'{"op": "agents.login", "agent": "nobody"}\n',
+        b'{"op": "agents.login", "agent": "6001", "interface": "PJSIP/6001&PJSIP/6002"}\n',
+        b'{"op": "agents.state", "agent": "6001", "state": "not-ready", "reason": "<script>"}\n',
+        b'{"op": "agents.wrap-up", "agent": "6001", "extend": -5}\n',
+        b'{"op": "agents.state", "agent": "6001", "state": "ready"}\n',
+        b'{"op": "agents.list"}\n', raw=True)
+    errors = [a["error"] for a in answers[:-1]]
+    assert errors[0].startswith("not a JSON line")
+    assert errors[1] == 'a request is a JSON object with an "op"'
+    assert errors[2] == "unknown op 'agents.dance'"
+    assert errors[3] == "bad agents.state request: state must be ready or not-ready, not 'asleep'"
+    assert "nobody" in errors[4]
+    assert errors[5].startswith("bad agents.login request: interface must look like")
+    assert errors[6].startswith("bad agents.state request: reason must be")
+    assert errors[7].startswith("bad agents.wrap-up request: extend must be")
+    assert "logged" in errors[8] and "6001" in errors[8]        # not logged in: refused by the distributor
+    assert answers[-1]["ok"] is True
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_line_over_64_kib_is_refused_and_the_connection_closed(lab):
+    sim, root = await ready_lab(lab)
+    (answer,) = await exchange(root.control.path, b"x" * (70 * 1024) + b"\n", raw=True)
+    assert answer == {"ok": False, "error": "request longer than 65536 bytes"}
+    (listing,) = await exchange(root.control.path, {"op": "agents.list"})
+    assert listing["ok"] is True
+
+
+@pytest_twisted.ensureDeferred
+async def test_wrap_up_is_extended_and_ended_by_the_agent(lab):
+    """After a call 6001 is in wrap-up (1 s); extended by 30 s it stays there; ended, it is ready."""
+    sim, root = await ready_lab(lab)
+    sim.agent("6001", ring=0.2, talk=0.5)
+    (login,) = await exchange(root.control.path, {"op": "agents.login", "agent": "6001", "ready": True})
+    sim.call("5551010", "Jane", dnis="4060")
+    await until(lambda: state(root, "6001")[0] == "wrap-up", 10, "6001 in wrap-up")
+    (extended,) = await exchange(root.control.path, {"op": "agents.wrap-up", "agent": "6001", "extend": 30})
+    assert extended["agent"]["state"] == "wrap-up"
+    await sleep(1.5)
+    assert state(root, "6001")[0] == "wrap-up"
+    (ended,) = await exchange(root.control.path, {"op": "agents.wrap-up", "agent": "6001"})
+    assert ended["agent"]["state"] == "ready"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_configuration_change_in_the_crm_is_picked_up_without_a_restart(lab):
+    """queues set --strategy round-robin and a new skill for 6002 reach the distributor within seconds."""
+    from crm_core.acd_config import thd_change_agent, thd_change_queue
+
+    sim, root = await ready_lab(lab)
+    await root.crm.pool.run(thd_change_queue, root.crm.engine, "support", strategy="round-robin", wrap_up_seconds=7)
+    await root.crm.pool.run(thd_change_agent, root.crm.engine, "6002", skills=(("billing", 4),))
+    await until(lambda: root.acd.distributor.setup.queue("support").strategy == "round-robin", 10,
+                "the new strategy")
+    assert root.acd.distributor.setup.queue("support").wrap_up_seconds == 7.0
+    await until(lambda: dict(next(a for a in root.acd.distributor.setup.agents if a.agent == "6002").skills)
+                == {"billing": 4}, 10, "6002's new skill")
+
+
+@pytest_twisted.ensureDeferred
+async def test_queue_figures_are_streamed_when_they_change(lab):
+    sim, root = await ready_lab(lab)
+    pushed = []
+    root.acd.subscribe_figures(pushed.append)
+    sim.agent("6001", ring=0.2, talk=0.5)
+    await exchange(root.control.path, {"op": "agents.login", "agent": "6001", "ready": True})
+    sim.call("5551011", "Jane", dnis="4060")
+    await until(lambda: any(next(q for q in rows if q["queue"] == "support")["answered"] == 1 for rows in pushed),
+                15, "a pushed figure with the answered call")
