@@ -163,6 +163,7 @@ class Ports:
     sip: int = field(default_factory=free_udp_port)
     agi: int = field(default_factory=free_tcp_port)
     phones: dict[str, int] = field(default_factory=lambda: {agent: free_udp_port() for agent in AGENTS})
+    customer: int = field(default_factory=free_udp_port)    # the carrier's far end: callbacks, click-to-dial
     rtp: int = field(default_factory=lambda: free_udp_port(span=1))
 
 
@@ -249,6 +250,19 @@ callerid = "Agent {UNREGISTERED_AGENT}" <{UNREGISTERED_AGENT}>
 
 [{UNREGISTERED_AGENT}](agent-aor)
 
+[carrier]
+type = endpoint
+context = from-pstn
+disallow = all
+allow = ulaw,alaw
+direct_media = no
+aors = carrier
+
+[carrier]
+type = aor
+contact = sip:carrier@127.0.0.1:{p.customer}
+qualify_frequency = 0
+
 [trunk]
 type = endpoint
 context = from-pstn
@@ -267,7 +281,8 @@ match = 127.0.0.1
 """,
             # short ACD heartbeat times: a caller whose daemon is gone reaches the fallback queue within seconds
             "extensions_local.conf": f"[globals](+)\nCTI_AGI_HOST = 127.0.0.1:{p.agi}\n"
-                                     "CTI_ACD_CHECK_SECS = 2\nCTI_ACD_DEAD_SECS = 6\n",
+                                     "CTI_ACD_CHECK_SECS = 2\nCTI_ACD_DEAD_SECS = 6\n"
+                                     "CTI_OUTBOUND_TRUNK = carrier\nCTI_OUTBOUND_RING_SECS = 5\n",
             # res_pjsip_notify only loads with a config file; AMI PJSIPNotify with Variable= needs no entries
             "pjsip_notify.conf": "[cc-test]\nEvent => cc-test\n",
         }
@@ -750,6 +765,13 @@ class Lab:
 
     def phone(self, agent: str, mode: str = "answer") -> Phone:
         phone = Phone(self.install.sipp, agent, self.asterisk.ports.phones[agent], self.asterisk.ports.sip, mode,
+                      self.dir)
+        self.phones.append(phone)
+        return phone
+
+    def customer(self, mode: str = "answer") -> Phone:
+        """The customers' side of the carrier trunk (CTI_OUTBOUND_TRUNK): a SIPp UAS answering every number."""
+        phone = Phone(self.install.sipp, "carrier", self.asterisk.ports.customer, self.asterisk.ports.sip, mode,
                       self.dir)
         self.phones.append(phone)
         return phone

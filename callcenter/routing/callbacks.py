@@ -69,7 +69,7 @@ def _utc(now: float) -> datetime:
 
 
 class CallbackDialer:
-    def __init__(self, service: Any, port: Any, *, poll_every: float = 10.0) -> None:
+    def __init__(self, service: Any, port: Any, *, poll_every: float = 5.0) -> None:
         self._service = service
         self._port = port                      # CrmStore-like: due/claim/outcome/release (Deferreds)
         self._poll_every = poll_every
