@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 from pathlib import Path
 
 import click
@@ -99,10 +100,10 @@ def demo(duration: float | None, data_dir: str, desktop_port: int, agi_port: int
     reactor.addSystemEventTrigger("after", "shutdown", lab.stop)
     click.echo(f"callcenter demo: data in {Path(data_dir).resolve()}, agent desktop on "
                f"http://127.0.0.1:{desktop_port}/ ; Ctrl-C stops it", err=True)
-    sys.exit(_serve(config, run_for=duration))
+    sys.exit(_serve(config, run_for=duration, on_started=lab.log_agents_in))
 
 
-def _serve(config: Config, run_for: float | None = None) -> int:
+def _serve(config: Config, run_for: float | None = None, on_started: Any = None) -> int:
     from callcenter.aio import install_asyncio_reactor
 
     reactor = install_asyncio_reactor()
@@ -112,7 +113,8 @@ def _serve(config: Config, run_for: float | None = None) -> int:
 
     setup_logging(config.log.level, config.log.format)
     root = build_root(config, reactor)
-    return run_until_stopped(root, reactor, run_for=run_for, on_sighup=root.ivr_flows.reload)
+    return run_until_stopped(root, reactor, run_for=run_for, on_sighup=root.ivr_flows.reload,
+                             on_started=(lambda: on_started(root)) if on_started else None)
 
 
 cli.add_command(build_flows_group(_open_crm))

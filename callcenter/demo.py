@@ -27,5 +27,6 @@ def demo_config(data_dir: Path, *, desktop_port: int = 8080, agi_port: int = 457
         "crm": {"url": f"sqlite:///{data_dir / 'callcenter.db'}", "journal": str(data_dir / "contacts.journal")},
         "desktop": {"port": desktop_port},
         "ivr": {"flows_dir": str(flows), "routes": str(flows / "routes.yaml")},
+        "acd": {"control_socket": str(data_dir / "callcenter.sock"), "state_file": str(data_dir / "acd-state.json")},
     }
     return build_config(doc, source="<demo>", base=data_dir, environ={})

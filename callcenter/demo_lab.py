@@ -50,8 +50,42 @@ default: {flow: hotline, calendar: always, closed: after_hours}
 """
 
 
+#: The demo's ACD queues: (name, label, strategy, required skills, wrap-up seconds)
+ACD_QUEUES = [("support", "Support", "longest-idle", (), 5), ("vip", "VIP line", "best-skill", (("vip", 1),), 5),
+              ("billing", "Billing", "fewest-calls", (("billing", 2),), 8),
+              ("complaints", "Complaints", "longest-idle", (), 10)]
+#: Each demo agent's skills (proficiency 1-5)
+SKILLS = {"6001": (("english", 5), ("mandarin", 3)), "6002": (("billing", 4), ("english", 3)),
+          "6003": (("billing", 3), ("mandarin", 5), ("vip", 5))}
+
+
+def seed_acd(engine: Any) -> None:
+    """The demo's queues and agents in the CRM (what is missing only): the daemon's ACD routes the demo's
+    calls to the simulated phones ``Local/<exten>@sim-agents/n``."""
+    from sqlalchemy import select
+
+    from crm_core.acd_config import NewAgent, thd_save_agent, thd_save_queue
+    from crm_core.models import agents, queues
+    from crm_core.records import QueueConfig
+
+    with engine.connect() as conn:
+        have_queues = set(conn.execute(select(queues.c.name)).scalars())
+        have_agents = set(conn.execute(select(agents.c.login)).scalars())
+    for name, label, strategy, skills, wrap_up in ACD_QUEUES:
+        if name not in have_queues:
+            thd_save_queue(engine, QueueConfig(name, label, skills, 0, 20, strategy=strategy, ring_seconds=10,
+                                               wrap_up_seconds=wrap_up, max_wait=120, on_max_wait="callback"))
+    for exten, member_of, _ring, _talk in AGENTS:
+        if exten not in have_agents:
+            thd_save_agent(engine, NewAgent(exten, f"Agent {exten}", interface=f"Local/{exten}@sim-agents/n",
+                                            skills=SKILLS[exten],
+                                            queues=tuple((q, 0) for q in ("support", *member_of) if q != "support")
+                                            + (("support", 0),)))
+
+
 def seed_customers(url: str, region: str) -> None:
-    """A few known callers, so lookups, balances and the VIP line show (blocking: before the reactor runs)."""
+    """A few known callers, so lookups, balances and the VIP line show, and the ACD's queues and agents
+    (blocking: before the reactor runs)."""
     from crm_core.customers import NewAccount, NewCustomer, thd_add_account, thd_create_customer
     from crm_core.db import make_engine
     from crm_core.lookup import thd_lookup_by_ani
@@ -67,6 +101,7 @@ def seed_customers(url: str, region: str) -> None:
                                                           secret=DEMO_PIN), region)
             thd_add_account(engine, cid, NewAccount(f"8800{n:04d}", balance=Decimal(balance),
                                                     arrears=Decimal(arrears)))
+        seed_acd(engine)
     finally:
         engine.dispose()
 
@@ -94,6 +129,16 @@ class DemoLab:
         logger.info("simulated Asterisk: AMI on 127.0.0.1:%d, agents %s", port,
                     ", ".join(a[0] for a in AGENTS))
         return port
+
+    def log_agents_in(self, root: Any) -> None:
+        """The demo's agents log in, ready, through the daemon's ACD (as ``callcenter agents login`` does)."""
+        from acd.inputs import Login
+        from callcenter.aio import as_deferred
+
+        for exten, *_ in AGENTS:
+            d = as_deferred(root.acd.command(Login(exten, ready=True)))
+            d.addCallback(lambda answer, who=exten: logger.info("demo agent %s: %s", who, answer.get("agent", {})
+                                                               .get("state") if answer.get("ok") else answer))
 
     def start_calling(self) -> None:
         self._caller.start(self._interval, now=False)

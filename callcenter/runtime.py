@@ -25,7 +25,8 @@ EXIT_STARTUP_FAILED = 1
 
 
 def run_until_stopped(root: IService, reactor: Any, *, stop_timeout: float = 4.0,
-                      run_for: float | None = None, on_sighup: Callable[[], Any] | None = None) -> int:
+                      run_for: float | None = None, on_sighup: Callable[[], Any] | None = None,
+                      on_started: Callable[[], Any] | None = None) -> int:
     """Start ``root``, run the reactor until a signal (or ``run_for`` seconds),
     stop ``root`` and return the process exit code.  SIGHUP calls ``on_sighup``
     on the reactor thread (the IVR flows reload)."""
@@ -51,6 +52,8 @@ def run_until_stopped(root: IService, reactor: Any, *, stop_timeout: float = 4.0
     def start() -> None:
         d = root.startService()
         d.addCallback(lambda _: logger.info("callcenter running; stop with SIGTERM or Ctrl-C"))
+        if on_started is not None:
+            d.addCallback(lambda _: on_started())
         d.addErrback(startup_failed)
         if run_for is not None:
             d.addCallback(lambda _: reactor.callLater(run_for, reactor.stop) if reactor.running else None)

@@ -713,6 +713,10 @@ class AcdService(AsyncService):
         self._spawn(self._sync_member(agent, interface, paused, reason))
 
     async def _sync_member(self, agent: str, interface: str, paused: bool, reason: str) -> None:
+        client = self._ami()
+        if client is None or not getattr(client, "authenticated", False):
+            logger.debug("agent %s: queue members synced once AMI is up", agent)
+            return  # the resync after the AMI login (CallsResynced) syncs every agent
         known = self._members.get(agent, set())
         for queue, penalty in self._asterisk_queues(agent):
             members = [iface for q, iface in known if q == queue]
