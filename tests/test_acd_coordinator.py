@@ -244,10 +244,6 @@ async def test_a_late_release_does_not_free_a_newer_reservation(coordinators):
 @in_asyncio
 async def test_a_reservation_never_released_expires_after_its_ttl(coordinators, request):
     """A reservation whose release is lost (a crashed daemon, a lost task) lapses after ``ttl_ms``."""
-    if coordinators.kind == "in-process":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "InProcessCoordinator.reserve ignores ttl_ms: a reservation whose release is lost holds the agent "
-            "until the daemon restarts")))
     c = coordinators.new()
     await c.start(echo("c"))
     assert await c.reserve("1001", "call-a", 300)
@@ -396,9 +392,6 @@ async def test_a_relayed_command_reaches_the_new_leader_after_a_hand_over(redis_
 @in_asyncio
 async def test_a_leader_stops_promptly_right_after_answering_a_relayed_command(redis_coordinators, request):
     """A daemon told to stop just as it answers a relayed command stops (and gives the lease up) at once."""
-    request.applymarker(pytest.mark.xfail(strict=True, reason=(
-        "RedisCoordinator.stop() cancels the consumer while self.leader is still True; a cancellation lost "
-        "inside redis-py's command (asyncio.wait_for on Python 3.11) leaves _consume looping forever")))
     for attempt in range(5):
         one, desk = redis_coordinators.new(f"one-{attempt}"), redis_coordinators.new(f"desk-{attempt}")
         await one.start(echo("one"))

@@ -350,10 +350,6 @@ def test_when_the_leader_is_killed_the_other_daemon_routes_the_waiting_caller_wi
 
 # -- the IVR's hand-off with Redis ---------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=HandOffLost, reason=(
-    "AcdService.prepare_handoff is an asyncio coroutine the IVR handler runs as a Twisted coroutine "
-    "(maybeDeferred): RedisCoordinator.put_handoff then fails ('await wasn't used with future'), "
-    "and every IVR caller goes to Asterisk's queue instead of the daemons' ACD"))
 def test_a_caller_handed_off_by_the_ivr_is_routed_by_the_leader(lab, multi):
     """DNIS 4060's flow hands the caller to the ACD: it waits in cc-wait and the leader offers it to the
     ready agent (logged in through the follower), who answers."""

@@ -96,14 +96,16 @@ class InProcessCoordinator:
     their states across a daemon restart.
     """
 
-    def __init__(self, daemon_id: str = "local", snapshot_path: str | None = None):
+    def __init__(self, daemon_id: str = "local", snapshot_path: str | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.daemon_id = daemon_id
         self._path = snapshot_path
+        self._clock = clock
         self.leader = True
         self._snapshot: str | None = None
         self._handoffs: dict[str, str] = {}
         self._on_command: CommandHandler | None = None
-        self._reserved: dict[str, str] = {}
+        self._reserved: dict[str, tuple[str, float]] = {}   # key -> (holder, expiry on the clock)
 
     async def start(self, on_command: CommandHandler) -> None:
         self._on_command = on_command
@@ -138,17 +140,21 @@ class InProcessCoordinator:
         return await self._on_command(command)
 
     async def reserve(self, agent: str, call_id: str, ttl_ms: int) -> bool:
+        now = self._clock()
+        for key in [k for k, (_, until) in self._reserved.items() if until <= now]:
+            del self._reserved[key]      # expired, as a Redis key with PX would be
         key = f"call:{call_id}"
         if agent in self._reserved or key in self._reserved:
             return False
-        self._reserved[agent] = call_id
-        self._reserved[key] = agent
+        until = now + ttl_ms / 1000.0
+        self._reserved[agent] = (call_id, until)
+        self._reserved[key] = (agent, until)
         return True
 
     async def release(self, agent: str, call_id: str) -> None:
-        if self._reserved.get(agent) == call_id:
+        if self._reserved.get(agent, ("", 0.0))[0] == call_id:
             del self._reserved[agent]
-        if self._reserved.get(f"call:{call_id}") == agent:
+        if self._reserved.get(f"call:{call_id}", ("", 0.0))[0] == agent:
             del self._reserved[f"call:{call_id}"]
 
 
@@ -202,20 +208,19 @@ class RedisCoordinator:
         await self._redis.ping()
 
     async def stop(self) -> None:
-        if self._consumer is not None:
+        was_leader, self.leader = self.leader, False    # the consumer loop ends on its next turn
+        if self._consumer is not None and not self._consumer.done():
             self._consumer.cancel()
-            try:
-                await self._consumer
-            except (asyncio.CancelledError, Exception):
-                pass
-        if self.leader:
+            # a cancellation can be lost inside redis-py's wait_for on Python 3.11 (CPython gh-86296):
+            # wait a bounded time, never forever
+            await asyncio.wait({self._consumer}, timeout=2)
+        if was_leader:
             try:  # hand routing over at once rather than after the lease runs out
                 await self._redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then "
                                        "return redis.call('DEL', KEYS[1]) end return 0",
                                        1, self._key("leader"), self.daemon_id)
             except Exception:
                 logger.warning("could not give up the ACD leader lease; it expires in %d ms", self._lease_ms)
-            self.leader = False
         await self._redis.aclose()
         await self._blocking.aclose()
 
@@ -295,6 +300,10 @@ class RedisCoordinator:
                 return  # the next tick starts a new consumer
             if got is None:
                 continue
+            if not self.leader:
+                # taken while the lease was lost (or the daemon stops): hand it back for the next leader
+                await self._redis.lpush(self._key("commands"), got[1])
+                return
             try:
                 envelope = json.loads(got[1])
                 ident, command, expires = envelope["id"], envelope["command"], float(envelope["expires"])

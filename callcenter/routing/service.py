@@ -222,17 +222,17 @@ class AcdService(AsyncService):
         elif was and not leader:
             logger.warning("this daemon no longer routes calls (another daemon leads)")
             self._offers.clear()
+        now = self.now()
+        if self._config_stamp is not None and now - self._last_config_check >= self._config_every:
+            self._last_config_check = now
+            await self._check_config()   # every daemon: its IVR hand-offs read the queues' engines
         if not leader:
             return
-        now = self.now()
         if self.figures.roll_over(now):
             logger.info("a new day: queue and agent figures start from zero")
         if now - self._last_beat >= self._beat_every:
             self._last_beat = now
             await self._send_beat()
-        if self._config_stamp is not None and now - self._last_config_check >= self._config_every:
-            self._last_config_check = now
-            await self._check_config()
         self.callbacks.closed_queues(now)
         self._push_figures()
         await self.callbacks.poll(now)
@@ -268,8 +268,13 @@ class AcdService(AsyncService):
             return
         logger.info("ACD configuration %s: %d queues, %d agents", "loaded" if first else "changed",
                     len(setup.queues), len(setup.agents))
+        if not self._leading:   # nothing to route here: keep the setup for hand-offs and a later takeover
+            self.distributor = Distributor(setup, self.now())
+            self._thresholds()
+            return
         self.apply(inp.ConfigChanged(setup))
         self._thresholds()
+        self._device_states()
         self.sync_members()
 
     async def _fetch_setup_async(self) -> AcdSetup | None:
@@ -299,6 +304,7 @@ class AcdService(AsyncService):
                 logger.exception("the saved ACD state cannot be read; starting from an empty one")
         else:
             logger.info("routing calls (no saved ACD state)")
+        self._device_states()
         if self._resynced:  # else the AMI resync (CallsResynced) reconciles, once the tracker knows the calls
             self._reconcile(now)
             self.sync_members()
@@ -405,9 +411,17 @@ class AcdService(AsyncService):
         rules = self.distributor.setup.queue(queue)
         return rules.engine if rules is not None else None
 
-    async def prepare_handoff(self, call_id: str, queue: str, skills: tuple[str, ...], priority: int,
-                              customer_id: str | None) -> bool:
-        """Keep the IVR's hand-off for the ACD; False when ``queue`` is not routed by the daemon."""
+    def prepare_handoff(self, call_id: str, queue: str, skills: tuple[str, ...], priority: int,
+                        customer_id: str | None) -> "Deferred[bool]":
+        """Keep the IVR's hand-off for the ACD; False when ``queue`` is not routed by the daemon.
+
+        Called from the IVR (Twisted code): the work runs as an asyncio task (Redis, the CRM)."""
+        from callcenter.aio import as_deferred
+
+        return as_deferred(self._prepare_handoff(call_id, queue, skills, priority, customer_id))
+
+    async def _prepare_handoff(self, call_id: str, queue: str, skills: tuple[str, ...], priority: int,
+                               customer_id: str | None) -> bool:
         rules = self.distributor.setup.queue(queue)
         if rules is None or rules.engine != "daemon":
             return False
@@ -571,6 +585,17 @@ class AcdService(AsyncService):
             return [inp.DeviceBusy(agent_id, self._device_busy.get(agent_id, False))]
         return []
 
+    def _device_states(self) -> None:
+        """Tell the distributor what Asterisk said of each configured agent's phone (a state seen before the
+        agent was configured, or before this daemon led, counts too)."""
+        for agent, busy in list(self._device_busy.items()):
+            view = self.distributor.agent(agent)
+            if view is not None and view.device_busy != busy and agent not in self._foreign:
+                try:
+                    self.apply(inp.DeviceBusy(agent, busy))
+                except AcdError as exc:
+                    logger.debug("device state of %s ignored: %s", agent, exc)
+
     def _member_status(self, event: ev.AgentMemberStatus) -> None:
         if not event.agent_id:
             return
@@ -628,6 +653,10 @@ class AcdService(AsyncService):
         if not await self.coordinator.reserve(offer.agent, offer.call_id, ttl_ms):
             logger.error("call %s: agent %s or the call is reserved elsewhere; not rung", offer.call_id, offer.agent)
             self._feed(inp.Missed(offer.call_id, offer.agent, "unavailable"))
+            return
+        if self._offers.get(offer.call_id) != offer.agent:
+            # the offer ended while the reservation was made (the caller hung up): nobody else releases it
+            await self.coordinator.release(offer.agent, offer.call_id)
             return
         if offer.kind == "callback":
             await self.callbacks.dial(offer)
