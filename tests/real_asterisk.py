@@ -673,19 +673,11 @@ format = "json"
 
     def control(self, op: str, **fields: Any) -> dict[str, Any]:
         """One request to the daemon's control socket (what ``callcenter agents ...`` sends)."""
-        import socket as _socket
+        from callcenter.routing.control import ask
 
-        with _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM) as sock:
-            sock.settimeout(15)
-            sock.connect(self.control_socket)
-            sock.sendall(json.dumps({"op": op, **fields}).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data)
+        (answer,) = ask(self.control_socket, {"op": op, **fields}, timeout=15)
+        assert answer is not None, "the daemon closed the control connection"
+        return answer
 
     def agent(self, agent: str) -> dict[str, Any]:
         """The daemon's view of one agent (``agents.list``)."""

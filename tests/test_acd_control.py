@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import socket
-
 import pytest
 import pytest_twisted
 from twisted.internet import threads
+
+from callcenter.routing.control import ask
 
 from tests.test_acd_sim import AGENTS, ready_lab, sleep, state, until  # noqa: F401 (fixture helpers)
 from tests.test_acd_sim import lab as sim_lab  # noqa: F401
@@ -18,24 +17,9 @@ def lab(sim_lab):  # noqa: F811
     return sim_lab
 
 
-def exchange(path, *lines, raw=False):
-    """Send lines to the control socket (in a thread: the daemon runs on this reactor); the answers."""
-    def talk():
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(10)
-            sock.connect(path)
-            answers = []
-            for line in lines:
-                sock.sendall(line if raw else json.dumps(line).encode() + b"\n")
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                answers.append(json.loads(data) if data else None)
-            return answers
-    return threads.deferToThread(talk)
+def exchange(path, *lines):
+    """Send requests to the control socket (in a thread: the daemon runs on this reactor); the answers."""
+    return threads.deferToThread(ask, path, *lines)
 
 
 @pytest_twisted.ensureDeferred
@@ -71,7 +55,7 @@ async def test_bad_requests_get_a_clear_error_and_the_connection_stays_usable(la
         b'{"op": "agents.state", "agent": "6001", "state": "not-ready", "reason": "<script>"}\n',
         b'{"op": "agents.wrap-up", "agent": "6001", "extend": -5}\n',
         b'{"op": "agents.state", "agent": "6001", "state": "ready"}\n',
-        b'{"op": "agents.list"}\n', raw=True)
+        b'{"op": "agents.list"}\n')
     errors = [a["error"] for a in answers[:-1]]
     assert errors[0].startswith("not a JSON line")
     assert errors[1] == 'a request is a JSON object with an "op"'
@@ -88,7 +72,7 @@ async def test_bad_requests_get_a_clear_error_and_the_connection_stays_usable(la
 @pytest_twisted.ensureDeferred
 async def test_a_line_over_64_kib_is_refused_and_the_connection_closed(lab):
     sim, root = await ready_lab(lab)
-    (answer,) = await exchange(root.control.path, b"x" * (70 * 1024) + b"\n", raw=True)
+    (answer,) = await exchange(root.control.path, b"x" * (70 * 1024) + b"\n")
     assert answer == {"ok": False, "error": "request longer than 65536 bytes"}
     (listing,) = await exchange(root.control.path, {"op": "agents.list"})
     assert listing["ok"] is True

@@ -21,20 +21,11 @@ from callcenter.app import build_root
 from callcenter.config import build_config
 from callcenter.sim.scenarios import Simulator
 from tests.servers import free_port
-from tests.util import always_open_routes, copy_flows
+from tests.util import always_open_routes, copy_flows, write_acd_flows
 
 ROUTES = always_open_routes('"4060": {flow: acd, calendar: always, closed: after_hours}',
                             '"4061": {flow: acd_slow, calendar: always, closed: after_hours}',
                             '"4062": {flow: acd_sales, calendar: always, closed: after_hours}')
-FLOW = """
-description: Straight to the daemon's ACD.
-start: to_agent
-language: en
-nodes:
-  to_agent:
-    type: queue
-    queue: {queue}
-"""
 SHORT = {"CTI_ACD_CHECK_SECS": "1", "CTI_ACD_DEAD_SECS": "3", "CTI_ACD_MAX_WAIT_SECS": "120"}
 AGENTS = ("6001", "6002", "6003", "7001", "8001")
 
@@ -72,9 +63,7 @@ def lab(tmp_path):
     sim.start()
     flows = copy_flows(tmp_path)
     Path(flows, "routes.yaml").write_text(ROUTES)
-    Path(flows, "acd.yaml").write_text(FLOW.format(queue="support"))
-    Path(flows, "acd_slow.yaml").write_text(FLOW.format(queue="slow"))
-    Path(flows, "acd_sales.yaml").write_text(FLOW.format(queue="sales"))
+    write_acd_flows(flows, acd="support", acd_slow="slow", acd_sales="sales")
     cfg = build_config({
         "asterisk": {"ami_port": sim.port, "ami_secret": "cti-secret", "agi_port": agi_port},
         "crm": {"url": f"sqlite:///{tmp_path / 'crm.db'}", "journal": str(tmp_path / "journal.db")},

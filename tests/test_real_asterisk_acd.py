@@ -18,21 +18,12 @@ from pathlib import Path
 import pytest
 
 from tests.real_asterisk import Daemon, until
-from tests.util import always_open_routes
+from tests.util import always_open_routes, write_acd_flows
 
 pytestmark = pytest.mark.real_asterisk
 
 ROUTES = always_open_routes('"4060": {flow: acd, calendar: always, closed: after_hours}',
                             '"4061": {flow: acd_slow, calendar: always, closed: after_hours}')
-FLOW = """
-description: Straight to the daemon's ACD.
-start: to_agent
-language: en
-nodes:
-  to_agent:
-    type: queue
-    queue: {queue}
-"""
 AGENTS = ("6001", "6002", "6003")
 RING = 4          # seconds an offer rings (the queue's ring_seconds)
 
@@ -65,8 +56,7 @@ def acd_daemon(pbx, tmp_path_factory):
     flows = workdir / "flows"
     shutil.copytree(Path(ivr_flows.__file__).parent / "flows", flows, ignore=shutil.ignore_patterns(".history"))
     (flows / "routes.yaml").write_text(ROUTES, encoding="utf-8")
-    (flows / "acd.yaml").write_text(FLOW.format(queue="support"), encoding="utf-8")
-    (flows / "acd_slow.yaml").write_text(FLOW.format(queue="slow"), encoding="utf-8")
+    write_acd_flows(flows, acd="support", acd_slow="slow")
     proc = Daemon(workdir, pbx.asterisk, flows)
     proc.start()
     configure(proc)

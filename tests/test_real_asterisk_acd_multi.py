@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from tests.real_asterisk import Daemon, free_tcp_port, until
-from tests.test_real_asterisk_acd import AGENTS, FLOW, configure, dial_end, hang_up, login, state_of, wait_state
+from tests.util import write_acd_flows
+from tests.test_real_asterisk_acd import AGENTS, configure, dial_end, hang_up, login, state_of, wait_state
 from tests.util import always_open_routes
 
 pytestmark = pytest.mark.real_asterisk
@@ -154,7 +155,7 @@ def make_daemon(workdir: Path, pbx, crm_url: str, redis_url: str, agi_port: int 
     flows = workdir / "flows"
     shutil.copytree(Path(ivr_flows.__file__).parent / "flows", flows, ignore=shutil.ignore_patterns(".history"))
     (flows / "routes.yaml").write_text(ROUTES, encoding="utf-8")
-    (flows / "acd.yaml").write_text(FLOW.format(queue="support"), encoding="utf-8")
+    write_acd_flows(flows, acd="support")
     (flows / "hold.yaml").write_text(HOLD_FLOW, encoding="utf-8")
     daemon = Daemon(workdir, pbx.asterisk, flows, crm_url=crm_url, extra=f'[redis]\nurl = "{redis_url}"\n')
     if agi_port is not None:

@@ -54,3 +54,23 @@ def always_open_routes(*extra: str) -> str:
             "transfers: {allow: [\"_6XXX\"]}\n"
             f"routes:\n{routes}"
             "default: {flow: hotline, calendar: always, closed: after_hours}\n")
+
+
+#: A flow that hands the caller straight to the daemon's ACD (``.format(queue=...)``).
+ACD_FLOW = """
+description: Straight to the daemon's ACD.
+start: to_agent
+language: en
+nodes:
+  to_agent:
+    type: queue
+    queue: {queue}
+"""
+
+
+def write_acd_flows(flows_dir, **queues: str) -> None:
+    """One ACD_FLOW file per ``name=queue`` in ``flows_dir`` (e.g. ``acd="support"`` -> acd.yaml)."""
+    from pathlib import Path
+
+    for name, queue in queues.items():
+        Path(flows_dir, f"{name}.yaml").write_text(ACD_FLOW.format(queue=queue), encoding="utf-8")

@@ -8,13 +8,13 @@ the configuration commands of the same groups (``agents set``, ``queues set``,
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from typing import Any
 
 import click
 
 from callcenter.config import ConfigError, load_config
+from callcenter.routing.control import ask
 
 
 def _socket_path(config_path: str | None, path: str | None) -> str:
@@ -38,22 +38,13 @@ def _socket_path(config_path: str | None, path: str | None) -> str:
 def request(path: str, payload: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
     """One request to the daemon's control socket; exits 1 when the daemon cannot be reached."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(path)
-            sock.sendall(json.dumps(payload).encode("utf-8") + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+        (answer,) = ask(path, payload, timeout=timeout)
     except OSError as exc:
         click.echo(f"cannot reach the daemon at {path}: {exc.strerror or exc}", err=True)
         sys.exit(1)
-    try:
-        answer = json.loads(data.decode("utf-8"))
     except ValueError:
+        answer = None
+    if answer is None:
         click.echo(f"the daemon at {path} gave an unreadable answer", err=True)
         sys.exit(1)
     return answer

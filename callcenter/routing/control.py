@@ -149,3 +149,25 @@ class ControlService(AsyncService):
                 raise ValueError("reason must be a code of 1 to 32 letters, digits, '-' or '_'")
             return inp.SetNotReady(agent, reason)
         raise ValueError(f"state must be ready or not-ready, not {state!r}")
+
+
+def ask(path: str, *requests: dict[str, Any] | bytes, timeout: float = 10.0) -> list[dict[str, Any] | None]:
+    """The blocking client side (the CLI, tests): send each request (an object, or raw bytes of a line) and
+    read its one-line answer; None when the daemon closed the connection instead.  Raises ``OSError``."""
+    import socket
+
+    answers: list[dict[str, Any] | None] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        pending = b""
+        for item in requests:
+            sock.sendall(item if isinstance(item, bytes) else json.dumps(item).encode("utf-8") + b"\n")
+            while b"\n" not in pending:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                pending += chunk
+            line, _, pending = pending.partition(b"\n")
+            answers.append(json.loads(line) if line else None)
+    return answers
