@@ -1,22 +1,32 @@
 """The desktop server: websockets on the daemon's asyncio loop.
 
-One port serves the desktop pages over HTTP and the live channel over a
-websocket at ``/ws``.  Bad frames get an ``error`` frame back; they never
-close the connection or reach the daemon's core.
+One port serves the desktop pages and a small JSON API over HTTP
+(``POST /api/login``, ``POST /api/logout``) and the live channel over a
+websocket at ``/ws``.  A websocket is authenticated by its first frame
+(``auth`` with the token) or by the ``cc_session`` cookie on the upgrade
+request.  Bad frames get an ``error`` frame back; they never reach the
+daemon's core.  README.md in this package lists the messages, close codes and
+limits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import http
+import json
 import logging
 import mimetypes
 from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qs
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from agent_desktop import messages
+from agent_desktop import auth, messages
+from agent_desktop.hub import AcdPort, Desktop, GhostWatch, Hub
 from callcenter.aio import as_deferred
 from callcenter.config import DesktopConfig
 from callcenter.service import AsyncService
@@ -25,11 +35,27 @@ logger = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_SESSION_EXPIRED = 4440
+CLOSE_RATE_LIMITED = 4429
+#: How long a new websocket may take to send its ``auth`` frame.
+AUTH_TIMEOUT = 10.0
+#: Frames refused in a row by the rate limit before the connection is closed.
+REFUSALS_BEFORE_CLOSE = 20
 
-def _http(status: http.HTTPStatus, body: bytes, content_type: str = "text/plain; charset=utf-8") -> Response:
+#: ``check_password(login, password) -> Deferred[AgentConfig | None]`` (the CRM store's).
+PasswordCheck = Callable[[str, str], Any]
+
+
+def _http(status: http.HTTPStatus, body: bytes, content_type: str = "text/plain; charset=utf-8",
+          extra: tuple[tuple[str, str], ...] = ()) -> Response:
     headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
-                       ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")])
+                       ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"), *extra])
     return Response(status.value, status.phrase, headers, body)
+
+
+def _json(status: http.HTTPStatus, doc: dict[str, Any], extra: tuple[tuple[str, str], ...] = ()) -> Response:
+    return _http(status, json.dumps(doc).encode(), "application/json", extra)
 
 
 def static_response(path: str) -> Response:
@@ -45,11 +71,22 @@ def static_response(path: str) -> Response:
 
 
 class DesktopService(AsyncService):
+    """The desktop port.  ``clock`` is the reactor (sessions, expiry, ghost timers); ``check_password``
+    returns the CRM's Deferred, or is None without a CRM; ``acd`` returns the ACD service or None."""
+
     name = "desktop"
 
-    def __init__(self, config: DesktopConfig):
+    def __init__(self, config: DesktopConfig, clock: Any, check_password: PasswordCheck | None = None,
+                 acd: Callable[[], AcdPort | None] = lambda: None):
         self._config = config
+        self._clock = clock
+        self._check_password = check_password
         self.server: Server | None = None
+        self.sessions = auth.SessionStore(clock, config.session_minutes * 60)
+        self.login_failures = auth.FailureLimiter(clock, config.login_failures_per_minute, 60.0)
+        self.hub = Hub()
+        self.ghosts = GhostWatch(clock, acd, config.heartbeat_seconds)
+        self.ghosts.watch(self.hub)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -65,27 +102,143 @@ class DesktopService(AsyncService):
         # None admits clients that send no Origin (not browsers: tools, tests).
         return [*self._config.allowed_origins, *own, None]
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.split("?", 1)[0]
+    # -- HTTP -------------------------------------------------------------------------------------
+
+    async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path, _, query = request.path.partition("?")
         if path == "/ws":
-            return None  # go on with the websocket handshake
+            if "token" in parse_qs(query):
+                return _http(http.HTTPStatus.BAD_REQUEST,
+                             b"a token in the URL is refused; send it in the first frame or the cookie\n")
+            return None  # go on with the websocket handshake (which checks the Origin)
+        if path.startswith("/api/"):
+            if request.headers.get("Origin") not in self._origins():
+                return _http(http.HTTPStatus.FORBIDDEN, b"origin not allowed\n")
+            if request.method != "POST":
+                return _json(http.HTTPStatus.METHOD_NOT_ALLOWED, {"error": "use POST"}, (("Allow", "POST"),))
+            if path == "/api/login":
+                return await self._login(connection, request)
+            if path == "/api/logout":
+                return self._logout(request)
+            return _json(http.HTTPStatus.NOT_FOUND, {"error": "no such API"})
         if path == "/healthz":
             return _http(http.HTTPStatus.OK, b"ok\n")
         return static_response(path)
 
+    async def _login(self, connection: ServerConnection, request: Request) -> Response:
+        creds = auth.basic_credentials(request.headers.get("Authorization"))
+        if creds is None:
+            return _json(http.HTTPStatus.BAD_REQUEST, {
+                "error": "send the username and password as HTTP Basic credentials (Authorization: Basic ...)"})
+        username, password = creds
+        keys = (f"user:{username.lower()}", f"addr:{connection.remote_address[0]}")
+        wait = self.login_failures.retry_after(*keys)
+        if wait > 0:
+            return _json(http.HTTPStatus.TOO_MANY_REQUESTS, {"error": "too many failed logins; try again later"},
+                         (("Retry-After", str(int(wait) + 1)),))
+        if self._check_password is None:
+            return _json(http.HTTPStatus.SERVICE_UNAVAILABLE, {"error": "logins are not available (no CRM)"})
+        try:
+            agent = await self._check_password(username, password).asFuture(asyncio.get_running_loop())
+        except Exception:
+            logger.exception("desktop login of %r: the CRM failed", username)
+            return _json(http.HTTPStatus.SERVICE_UNAVAILABLE, {"error": "the CRM is not available; try again"})
+        if agent is None:
+            self.login_failures.failed(*keys)
+            logger.info("desktop login refused for %r from %s", username, connection.remote_address[0])
+            return _json(http.HTTPStatus.UNAUTHORIZED, {"error": "wrong username or password"})
+        session = self.sessions.open(agent.login, agent.role)
+        logger.info("desktop login: %s (%s) from %s", agent.login, agent.role, connection.remote_address[0])
+        cookie = auth.set_cookie(session.token, int(self._config.session_minutes * 60))
+        return _json(http.HTTPStatus.OK, {"token": session.token, "expires_at": session.expires_at,
+                                          "role": session.role, "agent": session.agent},
+                     (("Set-Cookie", cookie),))
+
+    def _logout(self, request: Request) -> Response:
+        token = (auth.bearer_token(request.headers.get("Authorization"))
+                 or auth.cookie_token(request.headers.get("Cookie")))
+        session = self.sessions.close(token) if token else None
+        if session is not None:
+            self.hub.close_session(session.token, CLOSE_UNAUTHENTICATED, "logged out")
+            logger.info("desktop logout: %s", session.agent)
+        return _json(http.HTTPStatus.OK, {"ok": True, "ended": session is not None},
+                     (("Set-Cookie", auth.set_cookie("", 0)),))
+
+    # -- websocket --------------------------------------------------------------------------------
+
+    async def _authenticate(self, ws: ServerConnection) -> auth.Session | None:
+        """The session from the cookie or the first frame; closes the websocket and returns None if none."""
+        assert ws.request is not None
+        session = self.sessions.get(auth.cookie_token(ws.request.headers.get("Cookie")))
+        if session is not None:
+            return session
+        try:
+            raw = await asyncio.wait_for(ws.recv(), AUTH_TIMEOUT)
+        except ConnectionClosed:
+            return None
+        except asyncio.TimeoutError:
+            await ws.close(CLOSE_UNAUTHENTICATED, "no auth frame in time")
+            return None
+        try:
+            msg = messages.parse_frame(raw)
+        except messages.BadFrame as exc:
+            await ws.close(CLOSE_UNAUTHENTICATED, f"authenticate first: {exc}"[:120])
+            return None
+        if msg.type != "auth":
+            await ws.close(CLOSE_UNAUTHENTICATED, "authenticate first: send an auth frame with your token")
+            return None
+        token = msg.body.get("token")
+        session = self.sessions.get(token) if isinstance(token, str) else None
+        if session is None:
+            await ws.close(CLOSE_UNAUTHENTICATED, "authentication failed")
+        return session
+
     async def _handler(self, ws: ServerConnection) -> None:
-        await ws.send(messages.frame("hello", server="callcenter"))
-        async for raw in ws:
-            try:
-                msg = messages.parse_frame(raw)
-            except messages.BadFrame as exc:
-                logger.info("desktop %s sent a bad frame: %s", ws.remote_address, exc)
-                await ws.send(messages.error_frame(str(exc)))
-                continue
-            if msg.type == "ping":
-                await ws.send(messages.frame("pong", id=msg.body.get("id")))
-            else:
-                await ws.send(messages.error_frame(f"unknown frame type {msg.type!r}"))
+        session = await self._authenticate(ws)
+        if session is None:
+            return
+        desktop = Desktop(ws, session, self._config.send_queue, self.hub.remove)
+        self.hub.add(desktop)
+        expiry = self._clock.callLater(max(0.0, session.expires_at - self._clock.seconds()),
+                                       desktop.close, CLOSE_SESSION_EXPIRED, "session expired")
+        desktop.push(messages.frame("welcome", agent=session.agent, role=session.role,
+                                    expires_at=session.expires_at))
+        bucket = auth.TokenBucket(self._clock, self._config.frame_rate, self._config.frame_burst)
+        refused = 0
+        try:
+            async for raw in ws:
+                if not bucket.take():
+                    refused += 1
+                    if refused >= REFUSALS_BEFORE_CLOSE:
+                        desktop.stop()
+                        self.hub.remove(desktop)
+                        await ws.close(CLOSE_RATE_LIMITED, "too many frames")
+                        return
+                    desktop.push(messages.error_frame("too many frames; slow down"))
+                    continue
+                refused = 0
+                self._on_frame(desktop, raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            if expiry.active():
+                expiry.cancel()
+            desktop.stop()
+            self.hub.remove(desktop)
+
+    def _on_frame(self, desktop: Desktop, raw: str | bytes) -> None:
+        try:
+            msg = messages.parse_frame(raw)
+        except messages.BadFrame as exc:
+            logger.info("desktop of %s sent a bad frame: %s", desktop.agent, exc)
+            desktop.push(messages.error_frame(str(exc)))
+            return
+        if msg.type == "ping":
+            desktop.push(messages.frame("pong", id=msg.body.get("id")))
+        else:
+            desktop.push(messages.error_frame(f"unknown frame type {msg.type!r}"))
+
+    # -- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self.server = await as_deferred(self._serve())
@@ -95,9 +248,12 @@ class DesktopService(AsyncService):
     async def _serve(self) -> Server:
         return await serve(self._handler, self._config.bind, self._config.port,
                            process_request=self._process_request, origins=self._origins(),
-                           max_size=messages.MAX_FRAME, logger=logging.getLogger("agent_desktop.ws"))
+                           max_size=messages.MAX_FRAME, ping_interval=self._config.ping_interval or None,
+                           ping_timeout=self._config.ping_timeout or None, close_timeout=2,
+                           logger=logging.getLogger("agent_desktop.ws"))
 
     async def stop(self) -> None:
+        self.ghosts.stop()
         if self.server is not None:
             self.server.close(close_connections=True)
             await as_deferred(self.server.wait_closed())

@@ -63,7 +63,6 @@ def build_root(config: Config, reactor: Any) -> Root:
     root.live_state = LiveStateService(config.redis)
     root.ivr_flows = FlowService(FlowRegistry(config.ivr.flows_dir, config.ivr.routes), reactor)
     root.calls = CallsService(reactor)
-    root.desktop = DesktopService(config.desktop)
 
     def write_contact(record: Any) -> Any:
         if root.crm.writer is None:
@@ -76,6 +75,13 @@ def build_root(config: Config, reactor: Any) -> Root:
     root.acd = build_acd(root, config, reactor)
     root.calls.subscribe(root.acd.on_call_event)
     root.control = ControlService(reactor, config.acd.control_socket, root.acd)
+
+    def check_password(login: str, password: str) -> Any:
+        if root.crm.store is None:
+            raise ConnectionError("the CRM store is not running")
+        return root.crm.store.check_password(login, password)
+
+    root.desktop = DesktopService(config.desktop, reactor, check_password, acd=lambda: root.acd)
     ivr = IvrHandler(root.ivr_flows.registry.snapshot, customers=CrmCustomerPort(lambda: root.crm.store),
                      records=recorder, queue_stats=root.calls, clock=reactor, acd=root.acd)
     agi_factory = FastAGIServerFactory({"ivr": ivr.handle, "callback-offer": ivr.flow_script(CALLBACK_OFFER_FLOW)},

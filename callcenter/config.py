@@ -73,6 +73,14 @@ SCHEMA: dict[str, Any] = {
                 "bind": _HOST,
                 "port": _PORT,
                 "allowed_origins": {"type": "array", "items": {"type": "string"}},
+                "session_minutes": {"type": "number", "exclusiveMinimum": 0},
+                "heartbeat_seconds": {"type": "number", "minimum": 0},
+                "ping_interval": {"type": "number", "minimum": 0},
+                "ping_timeout": {"type": "number", "minimum": 0},
+                "send_queue": {"type": "integer", "minimum": 1},
+                "frame_rate": {"type": "number", "exclusiveMinimum": 0},
+                "frame_burst": {"type": "integer", "minimum": 1},
+                "login_failures_per_minute": {"type": "integer", "minimum": 1},
             },
         },
         "acd": {
@@ -147,6 +155,20 @@ class DesktopConfig:
     bind: str = "127.0.0.1"
     port: int = 8080
     allowed_origins: tuple[str, ...] = ()
+    #: A login's session (token and cookie) lasts this long.
+    session_minutes: float = 480
+    #: An agent logged in to the ACD whose desktops are all gone this long is set not ready (desktop-lost).
+    heartbeat_seconds: float = 60
+    #: Websocket keepalive pings (0: none); a desktop that does not answer within ping_timeout is closed.
+    ping_interval: float = 20
+    ping_timeout: float = 20
+    #: Frames queued to one desktop; a desktop that lets it fill up is dropped (close code 1013).
+    send_queue: int = 256
+    #: Frames a desktop may send: ``frame_rate`` a second, bursts of ``frame_burst``.
+    frame_rate: float = 20
+    frame_burst: int = 40
+    #: Failed logins per username and per address in a minute before logins are refused (429).
+    login_failures_per_minute: int = 5
 
 
 @dataclass(frozen=True)
