@@ -54,13 +54,14 @@ def url(svc, path, scheme="http"):
 
 
 def post(address, headers=None):
-    """``(status, headers, json body)`` of a POST without a body."""
+    """``(status, headers, body)`` of a POST without a body; a JSON body is decoded."""
     req = urllib.request.Request(address, method="POST", headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status, resp.headers, json.loads(resp.read())
+            status, got, body = resp.status, resp.headers, resp.read()
     except urllib.error.HTTPError as err:
-        return err.code, err.headers, json.loads(err.read() or b"null")
+        status, got, body = err.code, err.headers, err.read()
+    return status, got, json.loads(body) if got.get_content_type() == "application/json" else body
 
 
 def basic(username, password):
