@@ -72,9 +72,12 @@ def acd(lab, acd_daemon):
         acd_daemon.start()
         until(lambda: acd_daemon.control("agents.list")["ok"], 15, "the control socket")
     yield acd_daemon
-    for agent in AGENTS:
-        if acd_daemon.running():
+    if acd_daemon.running():
+        for agent in AGENTS:
             acd_daemon.control("agents.logout", agent=agent)
+        # a logout asked for during a call or its wrap-up takes effect after it: wait for a clean slate
+        until(lambda: all(acd_daemon.agent(agent)["state"] == "logged-out" for agent in AGENTS), 20,
+              "every agent logged out")
 
 
 def login(daemon, agent, ready=True, reason=None):

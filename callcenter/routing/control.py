@@ -9,6 +9,10 @@ object per line each way.  Requests::
     {"op": "agents.state", "agent": "6001", "state": "ready" | "not-ready", "reason": "lunch"}
     {"op": "agents.wrap-up", "agent": "6001", "extend": 30}      (no "extend": wrap-up done)
     {"op": "queues.status"}
+    {"op": "calls.hold" | "calls.unhold" | "calls.hangup", "agent": "6001"}
+    {"op": "calls.transfer", "agent": "6001", "target": "6002" | "queue:billing", "kind": "blind" | "attended"}
+    {"op": "calls.dial", "agent": "6001", "number": "+8613800138000"}
+    {"op": "calls.spy", "supervisor": "6002", "agent": "6001", "mode": "listen" | "whisper" | "barge"}
 
 Answers are ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``.  A
 bad line gets an error answer and the connection stays usable; a line over
@@ -31,6 +35,7 @@ from twisted.protocols.basic import LineOnlyReceiver
 
 from acd import inputs as inp
 from callcenter.aio import as_deferred
+from callcenter.routing.call_actions import ActionRefused, CallActions
 from callcenter.service import AsyncService
 
 logger = logging.getLogger(__name__)
@@ -72,6 +77,7 @@ class ControlService(AsyncService):
         self._reactor = reactor
         self.path = path
         self._acd = acd
+        self.calls = CallActions(acd, acd.tracker)
         self._port: Any = None
 
     async def start(self) -> None:
@@ -107,12 +113,41 @@ class ControlService(AsyncService):
                 return await as_deferred(self._acd.query("agents"))
             if op == "queues.status":
                 return await as_deferred(self._acd.query("queues"))
+            if op.startswith("calls."):
+                return await as_deferred(self._call_action(op, request))
             command = self._command(op, request)
         except (TypeError, ValueError) as exc:
             return {"ok": False, "error": f"bad {op} request: {exc}"}
         if command is None:
             return {"ok": False, "error": f"unknown op {op!r}"}
         return await as_deferred(self._acd.command(command))
+
+    async def _call_action(self, op: str, request: dict[str, Any]) -> dict[str, Any]:
+        def text(name: str) -> str:
+            value = request.get(name)
+            if not isinstance(value, str) or not value or len(value) > 64:
+                raise ValueError(f"{name} must be a string of 1 to 64 characters")
+            return value
+
+        try:
+            if op in ("calls.hold", "calls.unhold", "calls.hangup"):
+                method = {"calls.hold": self.calls.hold, "calls.unhold": self.calls.unhold,
+                          "calls.hangup": self.calls.hangup}[op]
+                return {"ok": True, "call_id": await method(text("agent"))}
+            if op == "calls.transfer":
+                kind = request.get("kind", "blind")
+                return {"ok": True, "call_id": await self.calls.transfer(text("agent"), text("target"), str(kind))}
+            if op == "calls.dial":
+                await self.calls.dial(text("agent"), text("number"))
+                return {"ok": True}
+            if op == "calls.spy":
+                return {"ok": True, "call_id": await self.calls.spy(text("supervisor"), text("agent"),
+                                                                     text("mode"))}
+        except ValueError as exc:
+            return {"ok": False, "error": f"bad {op} request: {exc}"}
+        except ActionRefused as exc:
+            return {"ok": False, "error": str(exc)}
+        return {"ok": False, "error": f"unknown op {op!r}"}
 
     @staticmethod
     def _command(op: str, request: dict[str, Any]) -> inp.Input | None:

@@ -103,6 +103,7 @@ class AcdService(AsyncService):
                  config_every: float = 2.0) -> None:
         self._reactor = reactor
         self._tracker = tracker
+        self.tracker = tracker          # the call tracker the ACD follows (read-only use by call actions)
         self._ami = ami
         self.coordinator = coordinator
         self._load_setup = load_setup
