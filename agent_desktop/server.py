@@ -87,6 +87,8 @@ class DesktopService(AsyncService):
         self.hub = Hub()
         self.ghosts = GhostWatch(clock, acd, config.heartbeat_seconds)
         self.ghosts.watch(self.hub)
+        #: The calls of the agents (``agent_desktop.call_feed.CallFeed``): its snapshot greets each desktop.
+        self.feed: Any = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -203,6 +205,8 @@ class DesktopService(AsyncService):
                                        desktop.close, CLOSE_SESSION_EXPIRED, "session expired")
         desktop.push(messages.frame("welcome", agent=session.agent, role=session.role,
                                     expires_at=session.expires_at))
+        if self.feed is not None:
+            desktop.push(self.feed.snapshot(session.agent))
         bucket = auth.TokenBucket(self._clock, self._config.frame_rate, self._config.frame_burst)
         refused = 0
         try:
@@ -254,6 +258,8 @@ class DesktopService(AsyncService):
 
     async def stop(self) -> None:
         self.ghosts.stop()
+        if self.feed is not None:
+            self.feed.stop()
         if self.server is not None:
             self.server.close(close_connections=True)
             await as_deferred(self.server.wait_closed())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent_desktop.call_feed import CallFeed
 from agent_desktop.server import DesktopService
 from callcenter.asterisk.ami_link import AMILinkService
 from callcenter.asterisk.fastagi_server import FastAGIServerFactory
@@ -82,6 +83,10 @@ def build_root(config: Config, reactor: Any) -> Root:
         return root.crm.store.check_password(login, password)
 
     root.desktop = DesktopService(config.desktop, reactor, check_password, acd=lambda: root.acd)
+    feed = root.desktop.feed = CallFeed(root.desktop.hub, lambda: root.crm.store, root.calls.tracker,
+                                        reactor.seconds)
+    root.acd.subscribe(feed.on_effect)
+    root.calls.subscribe(feed.on_call_event)
     ivr = IvrHandler(root.ivr_flows.registry.snapshot, customers=CrmCustomerPort(lambda: root.crm.store),
                      records=recorder, queue_stats=root.calls, clock=reactor, acd=root.acd)
     agi_factory = FastAGIServerFactory({"ivr": ivr.handle, "callback-offer": ivr.flow_script(CALLBACK_OFFER_FLOW)},

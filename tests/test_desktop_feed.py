@@ -1,0 +1,99 @@
+"""Screen pops and call updates on real websocket desktops, the daemon routing simulator calls through its ACD."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import pytest_twisted
+from websockets.asyncio.client import connect
+
+from acd import inputs as inp
+from callcenter.aio import as_deferred
+from crm_core.customers import NewCustomer, thd_create_customer
+from tests.test_acd_sim import ready_lab, until
+from tests.test_acd_sim import lab as sim_lab  # noqa: F401
+
+
+@pytest.fixture
+def lab(sim_lab):  # noqa: F811
+    return sim_lab
+
+
+class Desk:
+    """A desktop: a websocket client that authenticates with a session token and keeps every frame."""
+
+    def __init__(self, root, agent):
+        self.root, self.agent, self.frames, self.ws, self.task = root, agent, [], None, None
+
+    async def open(self):
+        session = self.root.desktop.sessions.open(self.agent, "agent")
+        host, port = self.root.desktop.address
+        self.ws = await connect(f"ws://{host}:{port}/ws")
+        await self.ws.send(json.dumps({"type": "auth", "v": 1, "token": session.token}))
+        self.task = asyncio.ensure_future(self._read())
+        return self
+
+    async def _read(self):
+        async for raw in self.ws:
+            self.frames.append(json.loads(raw))
+
+    def of(self, kind):
+        return [f for f in self.frames if f["type"] == kind]
+
+    async def close(self):
+        await self.ws.close()
+        await asyncio.wait({self.task}, timeout=2)
+
+
+async def desk(root, agent):
+    return await as_deferred(Desk(root, agent).open())
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_ringing_agent_gets_the_pop_and_the_calls_progress_and_nobody_else_does(lab):
+    """6001 is offered a call from a known customer: its desktop pops her view (name, the service line,
+    the wait), then connected and ended; 6002's desktop never sees that call."""
+    sim, root = await ready_lab(lab)
+    await root.crm.pool.run(thd_create_customer, root.crm.engine,
+                            NewCustomer("Zoë Müller", tier="vip", phones=("5551001",)), "CN")
+    sim.agent("6001", ring=0.5, talk=1)
+    first, second = await desk(root, "6001"), await desk(root, "6002")
+    await as_deferred(root.acd.command(inp.Login("6001", ready=True)))
+    await as_deferred(root.acd.command(inp.Login("6002", ready=False)))
+    call = sim.call("5551001", "Zoë", dnis="4060")
+    await until(lambda: any(f.get("state") == "ended" for f in first.of("call")), 20, "the call to end on 6001")
+    (pop,) = first.of("pop")
+    assert (pop["call_id"], pop["state"], pop["dnis"], pop["queue"]) == (call.linkedid, "ringing", "4060", "support")
+    assert pop["customer"]["name"] == "Zoë Müller" and pop["customer"]["vip"] is True
+    assert [f["state"] for f in first.of("call")] == ["connected", "ended"]
+    assert [f["type"] for f in first.frames][:2] == ["welcome", "snapshot"]
+    assert not second.of("pop") and not second.of("call")
+    assert root.desktop.feed.latencies and max(root.desktop.feed.latencies) < 1.0
+    await as_deferred(first.close())
+    await as_deferred(second.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_desktop_that_reconnects_mid_call_gets_the_call_once_and_an_ended_call_never(lab):
+    sim, root = await ready_lab(lab)
+    sim.agent("6001", ring=0.3, talk=3)
+    first = await desk(root, "6001")
+    await as_deferred(root.acd.command(inp.Login("6001", ready=True)))
+    call = sim.call("5551002", "Unknown", dnis="4060")
+    await until(lambda: first.of("call"), 10, "the call to connect")
+    await as_deferred(first.close())
+    again = await desk(root, "6001")
+    await until(lambda: again.of("snapshot"), 5, "the snapshot")
+    (snapshot,) = again.of("snapshot")
+    assert snapshot["call"]["call_id"] == call.linkedid and snapshot["call"]["state"] == "connected"
+    assert snapshot["call"]["new_customer"]["phone"] == "5551002"
+    assert snapshot["agent"]["state"] == "on-call"
+    assert not again.of("pop")                   # the call came in the snapshot, not as a second pop
+    await until(lambda: any(f.get("state") == "ended" for f in again.of("call")), 10, "the call to end")
+    await as_deferred(again.close())
+    late = await desk(root, "6001")
+    await until(lambda: late.of("snapshot"), 5, "the snapshot")
+    assert late.of("snapshot")[0]["call"] is None     # no stale pop
+    await as_deferred(late.close())
