@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from agent_desktop import auth, messages
+from agent_desktop.actions import ACTIONS
 from agent_desktop.hub import AcdPort, Desktop, GhostWatch, Hub
 from callcenter.aio import as_deferred
 from callcenter.config import DesktopConfig
@@ -89,6 +90,9 @@ class DesktopService(AsyncService):
         self.ghosts.watch(self.hub)
         #: The calls of the agents (``agent_desktop.call_feed.CallFeed``): its snapshot greets each desktop.
         self.feed: Any = None
+        #: What desktops may ask (``agent_desktop.actions.DesktopActions``); None: only ping.
+        self.actions: Any = None
+        self._acting: set[asyncio.Future[Any]] = set()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -239,8 +243,20 @@ class DesktopService(AsyncService):
             return
         if msg.type == "ping":
             desktop.push(messages.frame("pong", id=msg.body.get("id")))
+        elif self.actions is not None and msg.type in ACTIONS:
+            task = asyncio.ensure_future(self._act(desktop, msg))
+            self._acting.add(task)
+            task.add_done_callback(self._acting.discard)
         else:
             desktop.push(messages.error_frame(f"unknown frame type {msg.type!r}"))
+
+    async def _act(self, desktop: Desktop, msg: messages.Frame) -> None:
+        """Run one request of the desktop's agent; its ``result`` frame carries the request's ``id``."""
+        request_id = msg.body.get("id")
+        if request_id is not None and not isinstance(request_id, (str, int)):
+            request_id = None
+        result = await self.actions.handle(desktop.agent, desktop.role, msg.type, msg.body)
+        desktop.push(messages.frame("result", id=request_id, request=msg.type, **result))
 
     # -- lifecycle --------------------------------------------------------------------------------
 

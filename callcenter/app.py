@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent_desktop.actions import DesktopActions
 from agent_desktop.call_feed import CallFeed
 from agent_desktop.server import DesktopService
 from callcenter.asterisk.ami_link import AMILinkService
@@ -87,6 +88,8 @@ def build_root(config: Config, reactor: Any) -> Root:
                                         reactor.seconds)
     root.acd.subscribe(feed.on_effect)
     root.calls.subscribe(feed.on_call_event)
+    root.desktop.actions = DesktopActions(lambda: root.acd, lambda: root.control.calls, lambda: root.crm.store,
+                                          recorder.wrap_up)
     ivr = IvrHandler(root.ivr_flows.registry.snapshot, customers=CrmCustomerPort(lambda: root.crm.store),
                      records=recorder, queue_stats=root.calls, clock=reactor, acd=root.acd)
     agi_factory = FastAGIServerFactory({"ivr": ivr.handle, "callback-offer": ivr.flow_script(CALLBACK_OFFER_FLOW)},

@@ -137,6 +137,13 @@ class ContactRecorder:
         with call_id_context(linkedid):
             logger.error("contact record of call %s not written: %s", linkedid, failure.getErrorMessage())
 
+    def wrap_up(self, call_id: str, agent: str, disposition: str | None, notes: str | None,
+                started_at: datetime) -> None:
+        """The agent's disposition code and notes for the call, merged into its contact record
+        (``started_at``: the stored one, which a newer write would otherwise overwrite)."""
+        self._write(ContactRecord(linkedid=call_id, started_at=started_at, disposition=disposition, notes=notes))
+        logger.info("call %s: agent %s wrapped up with %s", call_id, agent, disposition or "no disposition")
+
     # The tracker's emit target.
     def on_call_event(self, event: Any) -> None:
         if isinstance(event, CallEnded):

@@ -24,11 +24,11 @@ def lab(sim_lab):  # noqa: F811
 class Desk:
     """A desktop: a websocket client that authenticates with a session token and keeps every frame."""
 
-    def __init__(self, root, agent):
-        self.root, self.agent, self.frames, self.ws, self.task = root, agent, [], None, None
+    def __init__(self, root, agent, role="agent"):
+        self.root, self.agent, self.role, self.frames, self.ws, self.task = root, agent, role, [], None, None
 
     async def open(self):
-        session = self.root.desktop.sessions.open(self.agent, "agent")
+        session = self.root.desktop.sessions.open(self.agent, self.role)
         host, port = self.root.desktop.address
         self.ws = await connect(f"ws://{host}:{port}/ws")
         await self.ws.send(json.dumps({"type": "auth", "v": 1, "token": session.token}))
@@ -42,13 +42,28 @@ class Desk:
     def of(self, kind):
         return [f for f in self.frames if f["type"] == kind]
 
+    async def ask(self, request, **body):
+        """Send a request; its result frame."""
+        request_id = f"r{len(self.frames)}-{request}"
+        await self.ws.send(json.dumps({"type": request, "v": 1, "id": request_id, **body}))
+        for _ in range(200):
+            found = [f for f in self.of("result") if f["id"] == request_id]
+            if found:
+                return found[0]
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no result for {request}")
+
     async def close(self):
         await self.ws.close()
         await asyncio.wait({self.task}, timeout=2)
 
 
-async def desk(root, agent):
-    return await as_deferred(Desk(root, agent).open())
+async def desk(root, agent, role="agent"):
+    return await as_deferred(Desk(root, agent, role).open())
+
+
+def asked(desktop, request, **body):
+    return as_deferred(desktop.ask(request, **body))
 
 
 @pytest_twisted.ensureDeferred
@@ -97,3 +112,50 @@ async def test_a_desktop_that_reconnects_mid_call_gets_the_call_once_and_an_ende
     await until(lambda: late.of("snapshot"), 5, "the snapshot")
     assert late.of("snapshot")[0]["call"] is None     # no stale pop
     await as_deferred(late.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_agent_works_a_call_from_the_desktop_and_the_wrap_up_lands_in_the_contact_record(lab):
+    """login and ready, the call pops, hold and take back (call frames held/resumed come from Asterisk),
+    a ticket linked to the call, then wrap-up with a disposition and notes: saved on the contact record."""
+    sim, root = await ready_lab(lab)
+    sim.agent("6001", ring=0.3, talk=4)
+    me = await desk(root, "6001")
+    assert (await asked(me, "login", ready=True))["agent"]["state"] == "ready"
+    call = sim.call("5551003", "Jane", dnis="4060")
+    await until(lambda: any(f.get("state") == "connected" for f in me.of("call")), 10, "the call to connect")
+    assert (await asked(me, "hold"))["ok"] is True
+    await until(lambda: any(f.get("state") == "held" for f in me.of("call")), 5, "held")
+    assert (await asked(me, "unhold"))["ok"] is True
+    await until(lambda: any(f.get("state") == "resumed" for f in me.of("call")), 5, "resumed")
+    ticket = await asked(me, "ticket", call_id=call.linkedid, subject="Router <b>broken</b>", kind="complaint")
+    assert ticket["ok"] and ticket["ticket"]["subject"] == "Router <b>broken</b>"
+    await until(lambda: any(f.get("state") == "ended" for f in me.of("call")), 15, "the call to end")
+    await until(lambda: root.acd.distributor.agent("6001").state.value == "wrap-up", 5, "wrap-up")
+    done = await asked(me, "wrap_up", call_id=call.linkedid, disposition="resolved", notes="Reset the router. 已解决")
+    assert done["ok"] and done["agent"]["state"] == "ready", done
+    await root.crm.writer.wait_flushed()
+    record = await root.crm.store.contact(call.linkedid)
+    assert (record.disposition, record.notes, record.agent) == ("resolved", "Reset the router. 已解决", "6001")
+    assert ticket["ticket"]["id"] in record.ticket_ids
+    await as_deferred(me.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_requests_are_checked_and_supervisor_actions_are_for_supervisors(lab):
+    sim, root = await ready_lab(lab)
+    agent, boss = await desk(root, "6001"), await desk(root, "6002", role="supervisor")
+    refused = await asked(agent, "spy", agent="6002", mode="listen")
+    assert refused == {"type": "result", "v": 1, "id": refused["id"], "request": "spy", "ok": False,
+                       "error": "spy is for supervisors"}
+    assert (await asked(agent, "hold"))["error"] == "agent 6001 has no call in conversation"
+    assert (await asked(agent, "not_ready", reason="<script>"))["ok"] is False
+    assert (await asked(agent, "wrap_up", call_id="nope", disposition="resolved"))["error"].startswith("no call")
+    assert (await asked(agent, "dial", number="12; DROP"))["ok"] is False
+    assert (await asked(agent, "login"))["ok"] is True
+    forced = await asked(boss, "force_state", agent="6001", state="not-ready")
+    assert forced["ok"] and forced["agent"]["state"] == "not-ready" and forced["agent"]["reason"] == "forced"
+    found = await asked(agent, "search", query="Nobody Known")
+    assert found["ok"] and found["customers"] == []
+    await as_deferred(agent.close())
+    await as_deferred(boss.close())
