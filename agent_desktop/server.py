@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from agent_desktop import auth, messages
-from agent_desktop.actions import ACTIONS
+from agent_desktop.actions import ACTIONS, SUPERVISOR_ROLES
 from agent_desktop.hub import AcdPort, Desktop, GhostWatch, Hub
 from callcenter.aio import as_deferred
 from callcenter.config import DesktopConfig
@@ -90,6 +90,8 @@ class DesktopService(AsyncService):
         self.ghosts.watch(self.hub)
         #: The calls of the agents (``agent_desktop.call_feed.CallFeed``): its snapshot greets each desktop.
         self.feed: Any = None
+        #: The supervisors' live queue figures and agent grid (``agent_desktop.wallboard.WallboardFeed``).
+        self.wallboard: Any = None
         #: What desktops may ask (``agent_desktop.actions.DesktopActions``); None: only ping.
         self.actions: Any = None
         self._acting: set[asyncio.Future[Any]] = set()
@@ -211,6 +213,8 @@ class DesktopService(AsyncService):
                                     expires_at=session.expires_at))
         if self.feed is not None:
             desktop.push(self.feed.snapshot(session.agent))
+        if self.wallboard is not None and session.role in SUPERVISOR_ROLES:
+            desktop.push(self.wallboard.snapshot())
         bucket = auth.TokenBucket(self._clock, self._config.frame_rate, self._config.frame_burst)
         refused = 0
         try:

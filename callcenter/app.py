@@ -14,6 +14,7 @@ from typing import Any
 from agent_desktop.actions import DesktopActions
 from agent_desktop.call_feed import CallFeed
 from agent_desktop.server import DesktopService
+from agent_desktop.wallboard import WallboardFeed
 from callcenter.asterisk.ami_link import AMILinkService
 from callcenter.asterisk.fastagi_server import FastAGIServerFactory
 from callcenter.asterisk.originate_watch import ListenerFanout, OriginateWatch
@@ -88,6 +89,8 @@ def build_root(config: Config, reactor: Any) -> Root:
                                         reactor.seconds)
     root.acd.subscribe(feed.on_effect)
     root.calls.subscribe(feed.on_call_event)
+    root.desktop.wallboard = WallboardFeed(root.desktop.hub, lambda: root.acd)
+    root.acd.subscribe_figures(root.desktop.wallboard.on_figures)
     root.desktop.actions = DesktopActions(lambda: root.acd, lambda: root.control.calls, lambda: root.crm.store,
                                           recorder.wrap_up)
     ivr = IvrHandler(root.ivr_flows.registry.snapshot, customers=CrmCustomerPort(lambda: root.crm.store),

@@ -159,3 +159,27 @@ async def test_requests_are_checked_and_supervisor_actions_are_for_supervisors(l
     assert found["ok"] and found["customers"] == []
     await as_deferred(agent.close())
     await as_deferred(boss.close())
+
+
+@pytest_twisted.ensureDeferred
+async def test_supervisors_get_the_wallboard_and_agents_do_not(lab):
+    """A supervisor's desktop gets the wallboard at once and again when a call is answered; an agent's never."""
+    sim, root = await ready_lab(lab)
+    sim.agent("6001", ring=0.3, talk=1)
+    boss, agent = await desk(root, "6002", role="supervisor"), await desk(root, "6001")
+    await until(lambda: boss.of("wallboard"), 5, "the first wallboard")
+    first = boss.of("wallboard")[0]
+    assert {q["queue"] for q in first["queues"]} >= {"support", "slow"}
+    assert {a["agent"] for a in first["agents"]} >= {"6001", "6002"}
+    await asked(agent, "login", ready=True)
+    sim.call("5551004", "Jane", dnis="4060")
+
+    def support(frame):
+        return next(q for q in frame["queues"] if q["queue"] == "support")
+
+    await until(lambda: any(support(f)["answered"] == 1 for f in boss.of("wallboard")), 15, "the answered call")
+    times = [f for f in boss.frames if f["type"] == "wallboard"]
+    assert len(times) <= 40          # coalesced: at most one a tick, not one per event
+    assert not agent.of("wallboard")
+    await as_deferred(boss.close())
+    await as_deferred(agent.close())
