@@ -59,16 +59,25 @@ def _json(status: http.HTTPStatus, doc: dict[str, Any], extra: tuple[tuple[str, 
     return _http(status, json.dumps(doc).encode(), "application/json", extra)
 
 
+#: Sent with every static page: scripts and styles only from files of this origin (no inline code),
+#: websockets to this host, no framing, no <base>, forms post only here.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; "
+                           "form-action 'self'")
+STATIC_HEADERS = (("Content-Security-Policy", CONTENT_SECURITY_POLICY), ("X-Frame-Options", "DENY"),
+                  ("Referrer-Policy", "no-referrer"))
+
+
 def static_response(path: str) -> Response:
-    """A file from static/, or 404; never a path outside static/."""
+    """A file from static/, or 404; never a path outside static/.  Every answer carries the CSP."""
     name = path.split("?", 1)[0].lstrip("/") or "index.html"
     target = (STATIC / name).resolve()
     if STATIC.resolve() not in target.parents or not target.is_file():
-        return _http(http.HTTPStatus.NOT_FOUND, b"not found\n")
+        return _http(http.HTTPStatus.NOT_FOUND, b"not found\n", extra=STATIC_HEADERS)
     ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     if ctype.startswith("text/") or ctype in ("application/javascript",):
         ctype += "; charset=utf-8"
-    return _http(http.HTTPStatus.OK, target.read_bytes(), ctype)
+    return _http(http.HTTPStatus.OK, target.read_bytes(), ctype, STATIC_HEADERS)
 
 
 class DesktopService(AsyncService):

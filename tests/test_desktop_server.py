@@ -156,3 +156,44 @@ async def test_pages_health_and_no_path_traversal(desktop):
     assert status == 404
     status, _ = await threads.deferToThread(fetch, url(desktop, "/../server.py"))
     assert status == 404
+
+
+def fetch_headers(address):
+    """``(status, headers)`` of a GET."""
+    try:
+        with urllib.request.urlopen(address, timeout=5) as resp:
+            return resp.status, resp.headers
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers
+
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+
+@pytest_twisted.ensureDeferred
+async def test_static_pages_carry_the_content_security_policy(desktop):
+    """Every static answer forbids inline code, foreign resources and framing."""
+    for path in ("/", "/wallboard.html", "/desktop.js", "/wallboard.js", "/desktop.css"):
+        status, headers = await threads.deferToThread(fetch_headers, url(desktop, path))
+        assert status == 200, path
+        assert headers["Content-Security-Policy"] == CSP, path
+        assert headers["X-Frame-Options"] == "DENY", path
+        assert headers["Referrer-Policy"] == "no-referrer", path
+        assert headers["X-Content-Type-Options"] == "nosniff", path
+    status, headers = await threads.deferToThread(fetch_headers, url(desktop, "/no-such-page.html"))
+    assert status == 404 and headers["Content-Security-Policy"] == CSP
+
+
+def test_pages_have_no_inline_code():
+    """The CSP refuses inline scripts, styles and handlers, so the pages must not rely on any."""
+    import re
+    from agent_desktop.server import STATIC
+
+    for page in ("index.html", "wallboard.html"):
+        html = (STATIC / page).read_text(encoding="utf-8")
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), page
+        assert not re.search(r"<style\b", html, re.I), page
+        assert not re.search(r"\s(style|on[a-z]+)\s*=", html, re.I), page
+    for script in ("desktop.js", "wallboard.js"):
+        assert ".innerHTML" not in (STATIC / script).read_text(encoding="utf-8"), script
