@@ -43,7 +43,8 @@ async def test_a_known_caller_pops_with_profile_money_tickets_history_and_the_iv
         cid = await svc.pool.run(thd_create_customer, svc.engine,
                                  NewCustomer("王芳", tier="vip", language="zh", phones=("13812345678",)), "CN")
         await svc.pool.run(thd_add_account, svc.engine, cid,
-                           NewAccount("88001234", balance=Decimal("120.50"), arrears=Decimal("15.00")))
+                           NewAccount(f"77{uuid.uuid4().int % 10**6:06d}", balance=Decimal("120.50"),
+                                      arrears=Decimal("15.00")))
         await svc.pool.run(thd_open_ticket, svc.engine, NewTicket("complaint", "Line down since Monday", "ivr",
                                                                   customer_id=cid))
         earlier = ContactRecord(f"pop-{uuid.uuid4().hex[:12]}", T0, direction="inbound", ani="13812345678", dnis="4000",

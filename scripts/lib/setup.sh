@@ -38,7 +38,9 @@ ensure_venv() {
 # Debian packages the test suite runs for real: Redis and PostgreSQL; espeak-ng
 # and sox for the IVR prompts; and for the real-Asterisk tests SIPp
 # (sip-tester), Asterisk's core sounds and hold music, and the libraries the
-# relocatable Asterisk build links against (tests/real_asterisk.py).
+# relocatable Asterisk build links against (tests/real_asterisk.py); Chromium and
+# its driver for the desktop's browser tests (Playwright drives Debian's build:
+# no browser download).
 ensure_debian_packages() {
     local missing=() pkg
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
@@ -46,6 +48,8 @@ ensure_debian_packages() {
     command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
     command -v sox >/dev/null 2>&1 || missing+=(sox)
     command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
     [ -f /usr/share/asterisk/sounds/en_US_f_Allison/vm-goodbye.gsm ] || missing+=(asterisk-core-sounds-en-gsm)
     [ -f /usr/share/asterisk/sounds/en_US_f_Allison/vm-goodbye.wav ] || missing+=(asterisk-core-sounds-en-wav)
     compgen -G "/usr/share/asterisk/moh/*.gsm" >/dev/null || missing+=(asterisk-moh-opsound-gsm)
