@@ -167,7 +167,7 @@
     const span = Number($("chart-span").value) * 1000;
     const end = Date.now(), start = end - span;
     const points = history.filter((p) => p.t >= start);
-    const maxWaiting = Math.max(5, ...points.map((p) => p.waiting));
+    const maxWaiting = Math.ceil(Math.max(4, ...points.map((p) => p.waiting)) / 4) * 4;
     const x = (t) => pad.l + ((t - start) / span) * w;
     const yW = (v) => pad.t + h - (v / maxWaiting) * h;
     const yS = (v) => pad.t + h - (v / 100) * h;
@@ -201,6 +201,11 @@
         drawing = true;
       }
       ctx.stroke();
+      const last = points[points.length - 1];
+      if (last && pick(last) !== null) {   // the latest value as a dot (visible with a single point)
+        ctx.fillStyle = color;
+        ctx.beginPath(); ctx.arc(x(last.t), y(pick(last)), 3, 0, 2 * Math.PI); ctx.fill();
+      }
     }
     line("#1459b3", (p) => p.waiting, yW);
     line("#2a7d46", (p) => p.sl, yS);
