@@ -184,7 +184,7 @@ class DesktopActions:
             raise Refused(f"'description' is a text of at most {MAX_NOTES} characters")
         call_id = body.get("call_id") if isinstance(body.get("call_id"), str) else None
         summary = await _crm(store.open_ticket(NewTicket(
-            kind=_text(body, "kind", 32, required=False) or "inquiry", subject=_text(body, "subject", 200),
+            kind=_text(body, "kind", 32, required=False) or "consultation", subject=_text(body, "subject", 200),
             created_by=agent, customer_id=customer_id, description=description,
             linkedids=(call_id,) if call_id else (),
             idempotency_key=_text(body, "key", 64, required=False))))
