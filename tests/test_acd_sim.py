@@ -225,13 +225,10 @@ async def test_at_max_wait_a_callback_offer_takes_the_callers_request(lab):
     sim, root = await ready_lab(lab, slow_max_wait=2, on_max_wait="callback")
     call = sim.call("5551008", "Jane", dnis="4061", keys=["1"])
     await until(lambda: call.hungup, 30, "the caller to leave a callback request and hang up")
-    waiting = ()
-    for _ in range(100):   # the request is written through the CRM's thread pool: give a loaded machine time
-        waiting = await root.crm.store.list_callbacks("pending")
-        if waiting:
-            break
-        await sleep(0.1)
-    assert [(c.number, c.queue, c.origin_linkedid) for c in waiting] == [("5551008", "support", call.linkedid)]
+    # any status: the ACD's next poll may already have claimed it (it is due at once) to route it to an agent
+    requests = await root.crm.store.list_callbacks()
+    assert [(c.number, c.queue, c.origin_linkedid) for c in requests] == [("5551008", "support", call.linkedid)]
+    assert requests[0].status in ("pending", "dialing")
     record = await contact(root, call.linkedid)
     assert record.queue == "slow" and record.agent is None
 
