@@ -29,6 +29,8 @@ class Session:
     agent: str
     role: str  # agent | supervisor | admin
     expires_at: float  # clock seconds (epoch seconds with the reactor)
+    #: The person's groups (supervisors see the queues and agents of their groups).
+    groups: frozenset[str] = frozenset()
 
 
 class SessionStore:
@@ -39,9 +41,10 @@ class SessionStore:
         self._lifetime = lifetime_seconds
         self._sessions: dict[str, Session] = {}
 
-    def open(self, agent: str, role: str) -> Session:
+    def open(self, agent: str, role: str, groups: frozenset[str] = frozenset()) -> Session:
         self._reap()
-        session = Session(secrets.token_urlsafe(32), agent, role, self._clock.seconds() + self._lifetime)
+        session = Session(secrets.token_urlsafe(32), agent, role, self._clock.seconds() + self._lifetime,
+                          frozenset(groups))
         self._sessions[session.token] = session
         return session
 

@@ -28,6 +28,7 @@ from websockets.http11 import Request, Response
 from agent_desktop import auth, messages
 from agent_desktop.actions import ACTIONS, SUPERVISOR_ROLES
 from agent_desktop.hub import AcdPort, Desktop, GhostWatch, Hub
+from agent_desktop.scope import Scope, scope_for
 from callcenter.aio import as_deferred
 from callcenter.config import DesktopConfig
 from callcenter.service import AsyncService
@@ -91,6 +92,7 @@ class DesktopService(AsyncService):
         self._config = config
         self._clock = clock
         self._check_password = check_password
+        self._acd = acd
         self.server: Server | None = None
         self.sessions = auth.SessionStore(clock, config.session_minutes * 60)
         self.login_failures = auth.FailureLimiter(clock, config.login_failures_per_minute, 60.0)
@@ -104,6 +106,12 @@ class DesktopService(AsyncService):
         #: What desktops may ask (``agent_desktop.actions.DesktopActions``); None: only ping.
         self.actions: Any = None
         self._acting: set[asyncio.Future[Any]] = set()
+
+    def scope_of(self, session: auth.Session) -> Scope:
+        """What ``session`` may see: its groups' queues and agents under the ACD's current setup."""
+        acd = self._acd()
+        distributor = getattr(acd, "distributor", None) if acd is not None else None
+        return scope_for(session.role, session.groups, distributor.setup if distributor is not None else None)
 
     @property
     def address(self) -> tuple[str, int]:
