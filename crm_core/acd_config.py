@@ -3,9 +3,14 @@
 ``thd_acd_config`` reads it all at once as frozen records, so the ACD can
 validate it and swap it in atomically; ``thd_acd_config_stamp`` is the
 cheap question "did anything change?" to ask before that.  Writes replace
-an agent's skills and queues as a whole, and stamp the agent or queue row
-with ``updated_at`` to the microsecond (the server's clock on SQLite has
-whole seconds), so the stamp sees every write made through these functions.
+an agent's skills, queues and groups (a queue's groups) as a whole, and
+stamp the agent or queue row with ``updated_at`` to the microsecond (the
+server's clock on SQLite has whole seconds), so the stamp sees every write
+made through these functions.
+
+Groups are names (checked like skills and queue names: 1 to 64 characters,
+no control characters, each once) on agents and queues; a supervisor sees
+the queues and agents sharing a group with them (``agent_desktop.scope``).
 
 What the ACD reads back from the contact log after a restart is here too:
 ``thd_contact_figures`` (its statistics) and ``thd_last_agent`` (sticky
@@ -33,11 +38,13 @@ from crm_core.models import (
     NO_AGENTS_RULES,
     ROLES,
     STRATEGIES,
+    agent_groups,
     agent_queues,
     agent_skills,
     agents,
     contacts,
     disposition_codes,
+    queue_groups,
     queues,
 )
 from crm_core.passwords import hash_password, verify_password
@@ -61,6 +68,7 @@ class NewAgent:
     active: bool = True
     skills: tuple[tuple[str, int], ...] = ()  # (skill, proficiency 1-5)
     queues: tuple[tuple[str, int], ...] = ()  # (queue name, penalty)
+    groups: tuple[str, ...] = ()  # group names
 
 
 def _now() -> datetime:
@@ -149,8 +157,37 @@ def _skills(field: str, skills: Any) -> None:
         seen.add(skill)
 
 
+def _groups(field: str, groups: Any) -> tuple[str, ...]:
+    """Group names checked (text of 1 to 64 characters, each once), sorted."""
+    if isinstance(groups, str) or not isinstance(groups, (tuple, list, set, frozenset)):
+        raise InvalidInput(field, f"expected a list of group names, got {type(groups).__name__}")
+    seen: set[str] = set()
+    for name in groups:
+        v.text(field, name, 64, required=True)
+        if name in seen:
+            raise InvalidInput(field, f"{name} is given twice")
+        seen.add(name)
+    return tuple(sorted(seen))
+
+
+def _replace_groups(conn: Connection, table: Any, owner: str, owner_id: int, groups: tuple[str, ...]) -> None:
+    conn.execute(delete(table).where(table.c[owner] == owner_id))
+    if groups:
+        conn.execute(insert(table), [{owner: owner_id, "name": name} for name in groups])
+
+
+def _groups_of(conn: Connection, table: Any, owner: str, ids: list[int]) -> dict[int, tuple[str, ...]]:
+    found: dict[int, list[str]] = {}
+    if ids:
+        for row in conn.execute(select(table.c[owner], table.c.name).where(table.c[owner].in_(ids))
+                                .order_by(table.c.name)):
+            found.setdefault(row[0], []).append(row[1])
+    return {owner_id: tuple(names) for owner_id, names in found.items()}
+
+
 def check_queue(queue: QueueConfig) -> QueueConfig:
-    """Check a queue on its own (not against the others); return it with its hours in canonical form."""
+    """Check a queue on its own (not against the others); return it with its hours in canonical form and
+    its groups sorted."""
     v.text("name", queue.name, 64, required=True)
     v.text("display_name", queue.display_name, 100, required=True)
     _skills("required_skills", queue.required_skills)
@@ -176,13 +213,14 @@ def check_queue(queue: QueueConfig) -> QueueConfig:
     if queue.hours is not None and len({day for day, _ in queue.hours.days}) != len(queue.hours.days):
         raise InvalidInput("hours", "a day is given twice")
     hours = hours_from_json(hours_to_json(queue.hours))
+    groups = _groups("groups", queue.groups)
     if queue.overflow_to == queue.name:
         raise InvalidInput("overflow_to", "a queue cannot overflow to itself")
     if queue.overflow_to is None and queue.overflow_after is not None:
         raise InvalidInput("overflow_to", "is required with overflow_after")
     if queue.overflow_to is None and queue.no_agents == "overflow":
         raise InvalidInput("overflow_to", "is required when no_agents is overflow")
-    return replace(queue, hours=hours)
+    return replace(queue, hours=hours, groups=groups)
 
 
 def _queue_values(queue: QueueConfig) -> dict[str, object]:
@@ -197,7 +235,7 @@ def _queue_values(queue: QueueConfig) -> dict[str, object]:
             "sticky_days": queue.sticky_days, "hours": hours_to_json(queue.hours), "updated_at": _now()}
 
 
-def _queue_of(row: Row[Any]) -> QueueConfig:
+def _queue_of(row: Row[Any], groups: tuple[str, ...] = ()) -> QueueConfig:
     return QueueConfig(
         row.name, row.display_name, tuple(sorted((row.required_skills or {}).items())), row.priority,
         row.service_level_seconds, strategy=row.strategy, engine=row.engine, ring_seconds=row.ring_seconds,
@@ -205,7 +243,15 @@ def _queue_of(row: Row[Any]) -> QueueConfig:
         relaxed_proficiency=row.relaxed_proficiency, overflow_after=row.overflow_after,
         overflow_to=row.overflow_to, max_wait=row.max_wait, on_max_wait=row.on_max_wait, no_agents=row.no_agents,
         callback_priority=row.callback_priority, callback_retries=row.callback_retries,
-        callback_spacing=row.callback_spacing, sticky_days=row.sticky_days, hours=hours_from_json(row.hours))
+        callback_spacing=row.callback_spacing, sticky_days=row.sticky_days, hours=hours_from_json(row.hours),
+        groups=groups)
+
+
+def _queues(conn: Connection, *where: Any) -> tuple[QueueConfig, ...]:
+    """Queues (matching ``where``) with their groups, by name."""
+    rows = conn.execute(select(queues).where(*where).order_by(queues.c.name)).all()
+    groups = _groups_of(conn, queue_groups, "queue_id", [q.id for q in rows])
+    return tuple(_queue_of(q, groups.get(q.id, ())) for q in rows)
 
 
 def _save_queue(conn: Connection, queue: QueueConfig) -> None:
@@ -213,7 +259,9 @@ def _save_queue(conn: Connection, queue: QueueConfig) -> None:
     if queue.overflow_to is not None and conn.execute(
             select(queues.c.id).where(queues.c.name == queue.overflow_to)).first() is None:
         raise InvalidInput("overflow_to", f"no such queue: {queue.overflow_to}")
-    _upsert_row(conn, queues, {"name": queue.name}, _queue_values(queue))
+    queue_id = _upsert_row(conn, queues, {"name": queue.name}, _queue_values(queue))
+    assert queue_id is not None
+    _replace_groups(conn, queue_groups, "queue_id", queue_id, queue.groups)
 
 
 def thd_save_queue(engine: Engine, queue: QueueConfig) -> None:
@@ -231,11 +279,11 @@ def thd_change_queue(engine: Engine, name: str, /, **changes: Any) -> tuple[Queu
     if unknown:
         raise TypeError(f"thd_change_queue: unknown field {unknown[0]!r}")
     with write_tx(engine) as conn:
-        row = conn.execute(select(queues).where(queues.c.name == name).with_for_update()).first()
-        current = _queue_of(row) if row is not None else QueueConfig(name, name, (), 0, 20)
+        row = conn.execute(select(queues.c.id).where(queues.c.name == name).with_for_update()).first()
+        current = _queues(conn, queues.c.name == name)[0] if row is not None else QueueConfig(name, name, (), 0, 20)
         wanted = replace(current, **{k: x for k, x in changes.items() if x is not UNSET})
         _save_queue(conn, wanted)
-        saved = _queue_of(conn.execute(select(queues).where(queues.c.name == name)).one())
+        saved = _queues(conn, queues.c.name == name)[0]
     return saved, row is None
 
 
@@ -261,8 +309,8 @@ def thd_remove_queue(engine: Engine, name: str) -> int:
 
 def thd_queue(engine: Engine, name: str) -> QueueConfig | None:
     with read_conn(engine) as conn:
-        row = conn.execute(select(queues).where(queues.c.name == name)).first()
-    return None if row is None else _queue_of(row)
+        found = _queues(conn, queues.c.name == name)
+    return found[0] if found else None
 
 
 def thd_save_disposition(engine: Engine, code: DispositionCode) -> None:
@@ -289,6 +337,7 @@ def _check_agent(agent: NewAgent) -> None:
     if agent.password is not None:
         v.text("password", agent.password, 200, required=True, controls="keep")
     _skills("skills", agent.skills)
+    _groups("groups", agent.groups)
     seen = set()
     for name, penalty in agent.queues:
         v.text("queues", name, 64, required=True)
@@ -318,11 +367,12 @@ def _save_agent(conn: Connection, agent: NewAgent, password_hash: str | None) ->
         conn.execute(insert(agent_queues), [{"agent_id": agent_id, "queue_id": queue_ids[q], "penalty": p}
                                             for q, p in agent.queues])
     assert agent_id is not None
+    _replace_groups(conn, agent_groups, "agent_id", agent_id, _groups("groups", agent.groups))
     return agent_id
 
 
 def thd_save_agent(engine: Engine, agent: NewAgent) -> int:
-    """Create or update an agent (by login); skills and queues are replaced."""
+    """Create or update an agent (by login); skills, queues and groups are replaced."""
     _check_agent(agent)
     password_hash = hash_password(agent.password) if agent.password is not None else None  # slow: not in the tx
     with write_tx(engine) as conn:
@@ -346,7 +396,8 @@ def thd_change_agent(engine: Engine, login: str, /, **changes: Any) -> tuple[Age
         found = _agents(conn, agents.c.login == login)
         if found:
             c = found[0]
-            current = NewAgent(c.login, c.display_name, None, c.interface, c.role, c.active, c.skills, c.queues)
+            current = NewAgent(c.login, c.display_name, None, c.interface, c.role, c.active, c.skills, c.queues,
+                               c.groups)
         else:
             current = NewAgent(login, login)
         wanted = replace(current, **{k: x for k, x in changes.items() if x is not UNSET})
@@ -364,7 +415,7 @@ def thd_remove_agent(engine: Engine, login: str) -> None:
 
 
 def _agents(conn: Connection, *where: Any) -> tuple[AgentConfig, ...]:
-    """Agents (matching ``where``) with their skills and queues, by login."""
+    """Agents (matching ``where``) with their skills, queues and groups, by login."""
     rows = conn.execute(select(agents).where(*where).order_by(agents.c.login)).all()
     ids = [a.id for a in rows]
     skills: dict[int, list[tuple[str, int]]] = {}
@@ -377,8 +428,10 @@ def _agents(conn: Connection, *where: Any) -> tuple[AgentConfig, ...]:
                                 .join(queues, queues.c.id == agent_queues.c.queue_id)
                                 .where(agent_queues.c.agent_id.in_(ids)).order_by(queues.c.name)):
             member.setdefault(row.agent_id, []).append((row.name, row.penalty))
+    groups = _groups_of(conn, agent_groups, "agent_id", ids)
     return tuple(AgentConfig(a.login, a.display_name, a.interface, a.role, a.active,
-                             tuple(skills.get(a.id, ())), tuple(member.get(a.id, ()))) for a in rows)
+                             tuple(skills.get(a.id, ())), tuple(member.get(a.id, ())), groups.get(a.id, ()))
+                 for a in rows)
 
 
 def thd_agent(engine: Engine, login: str) -> AgentConfig | None:
@@ -393,11 +446,11 @@ def thd_agent(engine: Engine, login: str) -> AgentConfig | None:
 def thd_acd_config(engine: Engine) -> AcdConfig:
     with read_conn(engine) as conn:
         agent_configs = _agents(conn)
-        queue_rows = conn.execute(select(queues).order_by(queues.c.name)).all()
+        queue_configs = _queues(conn)
         code_rows = conn.execute(select(disposition_codes).order_by(disposition_codes.c.code)).all()
     return AcdConfig(
         agents=agent_configs,
-        queues=tuple(_queue_of(q) for q in queue_rows),
+        queues=queue_configs,
         dispositions=tuple(DispositionCode(c.code, c.label, c.category, c.needs_ticket, c.active)
                            for c in code_rows))
 
@@ -405,13 +458,16 @@ def thd_acd_config(engine: Engine) -> AcdConfig:
 def thd_acd_config_stamp(engine: Engine) -> tuple[int, int, int, str]:
     """(agents, queues, disposition codes, digest): changes whenever ``thd_acd_config`` would answer
     differently after a write made through this module (agents and queues by their ``updated_at``,
-    which every save sets, and disposition codes by their content).  Cheap enough to poll."""
+    which every save sets, disposition codes and group memberships by their content, so a group
+    changed by hand in SQL is seen too).  Cheap enough to poll."""
     with read_conn(engine) as conn:
         agent_rows = conn.execute(select(agents.c.id, agents.c.updated_at).order_by(agents.c.id)).all()
         queue_rows = conn.execute(select(queues.c.id, queues.c.updated_at).order_by(queues.c.id)).all()
         code_rows = conn.execute(select(disposition_codes).order_by(disposition_codes.c.code)).all()
+        group_rows = [conn.execute(select(t).order_by(*t.primary_key.columns)).all()
+                      for t in (agent_groups, queue_groups)]
     digest = hashlib.blake2b(digest_size=12)
-    for rows in (agent_rows, queue_rows, code_rows):
+    for rows in (agent_rows, queue_rows, code_rows, *group_rows):
         digest.update(repr([tuple(r) for r in rows]).encode())
         digest.update(b"|")
     return len(agent_rows), len(queue_rows), len(code_rows), digest.hexdigest()

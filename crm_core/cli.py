@@ -314,6 +314,18 @@ def _pairs(text: str | None, option: str, *, what: str, default: int | None = No
     return tuple(found)
 
 
+def _names(text: str | None, option: str) -> Any:
+    """``a,b`` as ("a", "b"); '' is none; an empty item among others is an error."""
+    if text is None:
+        return UNSET
+    if not text.strip():
+        return ()
+    names = tuple(part.strip() for part in text.split(","))
+    if "" in names:
+        raise click.BadParameter(f"empty item in {text!r}", param_hint=option)
+    return names
+
+
 def _maybe_seconds(text: str | None, option: str) -> Any:
     """An option that may be switched off: seconds, or ``none``/``off``/'' for never."""
     if text is None:
@@ -390,11 +402,12 @@ class _ConfigCommand(click.Command):
 
 @click.group("agents")
 def agents() -> None:
-    """Agents: their phone, skills, queues and role."""
+    """Agents: their phone, skills, queues, role and groups."""
 
 
 AGENT_OPTIONS = {"login": "LOGIN", "display_name": "--name", "interface": "--interface", "skills": "--skills",
-                 "queues": "--queues", "role": "--role", "password": "--password-stdin", "active": "--active"}
+                 "queues": "--queues", "role": "--role", "password": "--password-stdin", "active": "--active",
+                 "groups": "--groups"}
 
 
 @agents.command("set", cls=_ConfigCommand)
@@ -408,9 +421,11 @@ AGENT_OPTIONS = {"login": "LOGIN", "display_name": "--name", "interface": "--int
 @click.option("--role", type=click.Choice(ROLES), help="agent, supervisor or admin.")
 @click.option("--password-stdin", is_flag=True, help="Read the desktop password from the first line of stdin.")
 @click.option("--active/--inactive", default=None, help="An inactive agent cannot log in.")
+@click.option("--groups", "group_list", metavar="GROUP,...",
+              help="The agent's groups: a supervisor sees the queues and agents of theirs (replaces them; '' none).")
 def set_agent(config_path: str | None, url: str | None, login: str, display_name: str | None,
               interface: str | None, skills: str | None, queue_list: str | None, role: str | None,
-              password_stdin: bool, active: bool | None) -> None:
+              password_stdin: bool, active: bool | None, group_list: str | None) -> None:
     """Create agent LOGIN or change it: options left out keep their current value."""
     from crm_core.acd_config import thd_change_agent
     from crm_core.errors import InvalidInput
@@ -420,7 +435,8 @@ def set_agent(config_path: str | None, url: str | None, login: str, display_name
     if interface is not None:
         changes["interface"] = interface or None
     for field, value in (("skills", _pairs(skills, "--skills", what="SKILL:LEVEL")),
-                         ("queues", _pairs(queue_list, "--queues", what="QUEUE[:PENALTY]", default=0))):
+                         ("queues", _pairs(queue_list, "--queues", what="QUEUE[:PENALTY]", default=0)),
+                         ("groups", _names(group_list, "--groups"))):
         if value is not UNSET:
             changes[field] = value
     if password_stdin:
@@ -438,9 +454,9 @@ def set_agent(config_path: str | None, url: str | None, login: str, display_name
 
 
 def _agents_table(found: Any) -> None:
-    _table(("LOGIN", "NAME", "INTERFACE", "ROLE", "ACTIVE", "SKILLS", "QUEUES"),
+    _table(("LOGIN", "NAME", "INTERFACE", "ROLE", "ACTIVE", "SKILLS", "QUEUES", "GROUPS"),
            [(a.login, a.display_name, a.interface, a.role, "yes" if a.active else "no", _pairs_text(a.skills),
-             _pairs_text(a.queues, omit=0)) for a in found])
+             _pairs_text(a.queues, omit=0), ",".join(a.groups)) for a in found])
 
 
 @agents.command("show", cls=_ConfigCommand)
@@ -463,7 +479,8 @@ def show_agents(config_path: str | None, url: str | None, login: str | None, as_
     if as_json:
         for a in found:
             _json_line({"login": a.login, "display_name": a.display_name, "interface": a.interface, "role": a.role,
-                        "active": a.active, "skills": dict(a.skills), "queues": dict(a.queues)})
+                        "active": a.active, "skills": dict(a.skills), "queues": dict(a.queues),
+                        "groups": list(a.groups)})
     else:
         _agents_table(found)
 
@@ -492,7 +509,8 @@ QUEUE_OPTIONS = {"name": "NAME", "display_name": "--display-name", "required_ski
                  "overflow_after": "--overflow-after", "overflow_to": "--overflow-to", "max_wait": "--max-wait",
                  "on_max_wait": "--on-max-wait", "no_agents": "--no-agents",
                  "callback_priority": "--callback-priority", "callback_retries": "--callback-retries",
-                 "callback_spacing": "--callback-spacing", "sticky_days": "--sticky-days", "hours": "--hours"}
+                 "callback_spacing": "--callback-spacing", "sticky_days": "--sticky-days", "hours": "--hours",
+                 "groups": "--groups"}
 
 
 def _hours_option(text: str | None) -> Any:
@@ -546,9 +564,11 @@ def _hours_option(text: str | None) -> Any:
 @click.option("--sticky-days", type=int, help="Offer a caller to their last agent within so many days (0: no).")
 @click.option("--hours", "hours_text", metavar="JSON|@FILE|none",
               help='Opening hours, e.g. {"tz":"Asia/Shanghai","days":{"mon":[["08:00","18:00"]]}}; none: always.')
+@click.option("--groups", "group_list", metavar="GROUP,...",
+              help="The queue's groups: their supervisors see it on the wallboard (replaces them; '' none).")
 def set_queue(config_path: str | None, url: str | None, name: str, hours_text: str | None, skills: str | None,
               relax_after: str | None, overflow_after: str | None, max_wait: str | None,
-              overflow_to: str | None, **options: Any) -> None:
+              overflow_to: str | None, group_list: str | None, **options: Any) -> None:
     """Create queue NAME or change it: options left out keep their current value."""
     from crm_core.acd_config import thd_change_queue
     from crm_core.errors import InvalidInput
@@ -559,7 +579,8 @@ def set_queue(config_path: str | None, url: str | None, name: str, hours_text: s
              "relax_after": _maybe_seconds(relax_after, "--relax-after"),
              "overflow_after": _maybe_seconds(overflow_after, "--overflow-after"),
              "max_wait": _maybe_seconds(max_wait, "--max-wait"),
-             "overflow_to": UNSET if overflow_to is None else (overflow_to or None)}
+             "overflow_to": UNSET if overflow_to is None else (overflow_to or None),
+             "groups": _names(group_list, "--groups")}
     changes.update({k: x for k, x in extra.items() if x is not UNSET})
     with _crm(config_path, url, "save the queue") as engine:
         try:
@@ -574,7 +595,7 @@ def _queue_doc(q: Any) -> dict[str, Any]:
     from crm_core.acd_config import hours_to_json
 
     doc = {f: getattr(q, f) for f in q.__dataclass_fields__}
-    doc.update(required_skills=dict(q.required_skills), hours=hours_to_json(q.hours))
+    doc.update(required_skills=dict(q.required_skills), hours=hours_to_json(q.hours), groups=list(q.groups))
     return doc
 
 
@@ -593,7 +614,7 @@ def _queue_details(q: Any) -> None:
             ("callbacks", f"priority {q.callback_priority}, {q.callback_retries} attempts "
                           f"{q.callback_spacing} s apart"),
             ("sticky", "no" if not q.sticky_days else f"{q.sticky_days} days"),
-            ("hours", _hours_text(q.hours) or "always open")]
+            ("hours", _hours_text(q.hours) or "always open"), ("groups", ",".join(q.groups) or "-")]
     for label, value in rows:
         click.echo(f"{label + ':':15} {value}")
 
@@ -622,12 +643,12 @@ def show_queues(config_path: str | None, url: str | None, name: str | None, as_j
         _queue_details(found[0])
     else:
         _table(("NAME", "DISPLAY", "STRATEGY", "ENGINE", "SKILLS", "PRIO", "RING", "WRAP", "SL", "OVERFLOW",
-                "MAX-WAIT", "NO-AGENTS", "HOURS"),
+                "MAX-WAIT", "NO-AGENTS", "GROUPS", "HOURS"),
                [(q.name, q.display_name, q.strategy, q.engine, _pairs_text(q.required_skills), q.priority,
                  q.ring_seconds, q.wrap_up_seconds, q.service_level_seconds,
                  f"{q.overflow_to}@{q.overflow_after}" if q.overflow_after is not None else q.overflow_to,
                  f"{q.max_wait}:{q.on_max_wait}" if q.max_wait is not None else None, q.no_agents,
-                 _hours_text(q.hours)) for q in found])
+                 ",".join(q.groups), _hours_text(q.hours)) for q in found])
 
 
 @queues.command("remove", cls=_ConfigCommand)

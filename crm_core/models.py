@@ -145,6 +145,20 @@ agent_queues = _table(
     Column("penalty", SmallInteger, nullable=False, server_default="0"),
 )
 
+#: Groups are names only (no table of their own): a supervisor sees the queues and agents sharing one of
+#: their groups (``agent_desktop.scope``).
+agent_groups = _table(
+    "agent_groups",
+    Column("agent_id", Id, ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", Key(64), primary_key=True),
+)
+
+queue_groups = _table(
+    "queue_groups",
+    Column("queue_id", Id, ForeignKey("queues.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", Key(64), primary_key=True),
+)
+
 disposition_codes = _table(
     "disposition_codes",
     Column("code", Key(32), primary_key=True),

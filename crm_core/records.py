@@ -231,6 +231,7 @@ class AgentConfig:
     active: bool
     skills: tuple[tuple[str, int], ...] = ()
     queues: tuple[tuple[str, int], ...] = ()  # (queue name, penalty)
+    groups: tuple[str, ...] = ()  # sorted; a supervisor sees the queues and agents of their groups
 
 
 @dataclass(frozen=True)
@@ -270,6 +271,7 @@ class QueueConfig:
     callback_spacing: int = 600  # seconds between attempts
     sticky_days: int = 0  # back to the customer's last agent within that many days; 0: no
     hours: OpeningHours | None = None  # None: always open
+    groups: tuple[str, ...] = ()  # sorted; the supervisors of these groups see the queue
 
 
 @dataclass(frozen=True)
