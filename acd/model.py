@@ -69,6 +69,7 @@ class QueueRules:
     ``max_wait``: the caller leaves with ``on_max_wait``.
     ``no_agents``: on arrival, when no logged-in member of the queue has the
     skills: ``wait``, ``overflow`` at once, or ``fallback`` at once.
+    ``groups``: the supervisors' groups that see the queue (routing ignores them).
     """
 
     name: str
@@ -89,16 +90,19 @@ class QueueRules:
     callback_retries: int = 3
     callback_spacing: float = 600.0
     sticky_days: int = 0
+    groups: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
 class AgentProfile:
-    """An agent's configuration: phone, skills, queues (queue -> penalty; lower is asked first)."""
+    """An agent's configuration: phone, skills, queues (queue -> penalty; lower is asked first), and the
+    groups whose supervisors see the agent (routing ignores them)."""
 
     agent: str
     interface: str | None = None
     skills: Skills = ()
     queues: tuple[tuple[str, int], ...] = ()
+    groups: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,8 @@ def _plain(value: Any) -> Any:
         return value.value
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
+    if isinstance(value, frozenset):  # a setup's groups: sorted, so equal sets encode alike
+        return sorted(_plain(v) for v in value)
     return value
 
 
@@ -63,6 +65,10 @@ def _build(hint: Any, value: Any, where: str) -> Any:
         if len(args) != len(value):
             raise ValueError(f"{where}: expected {len(args)} items")
         return tuple(_build(a, v, where) for a, v in zip(args, value))
+    if origin is frozenset:
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: expected a list, got {type(value).__name__}")
+        return frozenset(_build(args[0], v, where) for v in value)
     if isinstance(hint, type) and issubclass(hint, model.AgentState):
         try:
             return model.AgentState(value)

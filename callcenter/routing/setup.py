@@ -17,17 +17,20 @@ _FLOATS = {"ring_seconds", "wrap_up_seconds", "relax_after", "overflow_after", "
 
 
 def setup_from_config(config: Any) -> AcdSetup:
-    """Active agents with an interface or queues, every queue with its rules."""
+    """Active agents and supervisors, every queue with its rules; both with their groups (for the
+    supervisors' scope, ``agent_desktop.scope``; routing ignores them)."""
     queues = []
     for q in config.queues:
         values: dict[str, Any] = {"name": q.name, "skills": tuple(sorted(q.required_skills)),
-                                  "service_level_seconds": float(q.service_level_seconds)}
+                                  "service_level_seconds": float(q.service_level_seconds),
+                                  "groups": frozenset(getattr(q, "groups", ()))}
         for name in _RULE_FIELDS:
             value = getattr(q, name, None)
             if value is not None:
                 values[name] = float(value) if name in _FLOATS else value
         queues.append(QueueRules(**values))
-    agents = tuple(AgentProfile(a.login, a.interface, tuple(sorted(a.skills)), tuple(a.queues))
+    agents = tuple(AgentProfile(a.login, a.interface, tuple(sorted(a.skills)), tuple(a.queues),
+                                frozenset(getattr(a, "groups", ())))
                    for a in config.agents if a.active and a.role in ("agent", "supervisor"))
     return AcdSetup(tuple(queues), agents)
 
