@@ -6,7 +6,9 @@ notes saved on the call's contact record, then ready or more time), their
 call (``hold``, ``unhold``, ``hangup``, ``transfer``, ``dial``), tickets
 (``ticket``: open one linked to the call, or change one) and customers
 (``search``, ``history``).  Supervisors and admins also ``spy`` (listen,
-whisper, barge) and ``force_state`` (an agent not ready or logged out).
+whisper, barge) and ``force_state`` (an agent not ready or logged out), on
+the agents of their scope only (``agent_desktop.scope``: a supervisor's
+groups; admins everyone).
 
 A ``result`` says whether the daemon sent the request on (``ok``) or why
 not (``error``); what then happens to a call arrives as ``call`` frames and
@@ -24,6 +26,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from acd import inputs as inp
+from agent_desktop.scope import Scope
 from callcenter.routing.call_actions import ActionRefused
 
 logger = logging.getLogger(__name__)
@@ -72,13 +75,18 @@ class DesktopActions:
         self._store = store
         self._wrap_up_record = wrap_up_record
 
-    async def handle(self, agent: str, role: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        """The ``result`` body for one request of ``agent`` (with ``role``)."""
+    async def handle(self, agent: str, role: str, kind: str, body: dict[str, Any], scope: Scope) -> dict[str, Any]:
+        """The ``result`` body for one request of ``agent`` (with ``role``, seeing ``scope``)."""
         try:
             if kind not in ACTIONS:
                 raise Refused(f"unknown request {kind!r}")
-            if kind in SUPERVISOR_ACTIONS and role not in SUPERVISOR_ROLES:
-                raise Refused(f"{kind} is for supervisors")
+            if kind in SUPERVISOR_ACTIONS:
+                if role not in SUPERVISOR_ROLES:
+                    raise Refused(f"{kind} is for supervisors")
+                target = _text(body, "agent")
+                if not scope.sees_agent(target):
+                    logger.info("%s by %s refused: agent %s is outside their groups", kind, agent, target)
+                    raise Refused(f"agent {target} is not in your groups")
             return {"ok": True, **(await getattr(self, f"_{kind}")(agent, body) or {})}
         except (Refused, ActionRefused) as exc:
             return {"ok": False, "error": str(exc)}

@@ -1,7 +1,9 @@
 """Authenticated desktops by agent and by role, each with its own bounded send queue.
 
 A frame for an agent goes only to that agent's desktops; a frame for the
-supervisors goes to supervisor and admin desktops.  ``push`` never waits: each
+supervisors goes to supervisor and admin desktops (``send_to_supervisors``
+sends one frame to all; a feed whose frames depend on who reads them, like
+the wallboard, pushes to each of ``supervisors()``).  ``push`` never waits: each
 desktop's queue is drained by its own task, and a desktop whose queue is full
 (it stopped reading) is dropped with close code 1013, so one slow browser
 never holds up the others.
@@ -129,8 +131,12 @@ class Hub:
         """Queue ``frame`` to every desktop of ``login``; how many took it."""
         return sum(d.push(frame) for d in self.desktops(login))
 
+    def supervisors(self) -> list[Desktop]:
+        """The supervisor and admin desktops."""
+        return [d for d in self.desktops() if d.role in SUPERVISOR_ROLES]
+
     def send_to_supervisors(self, frame: str) -> int:
-        return sum(d.push(frame) for d in self.desktops() if d.role in SUPERVISOR_ROLES)
+        return sum(d.push(frame) for d in self.supervisors())
 
     def close_session(self, token: str, code: int, reason: str) -> None:
         for desktop in [d for d in self.desktops() if d.session.token == token]:

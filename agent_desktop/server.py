@@ -111,7 +111,8 @@ class DesktopService(AsyncService):
         """What ``session`` may see: its groups' queues and agents under the ACD's current setup."""
         acd = self._acd()
         distributor = getattr(acd, "distributor", None) if acd is not None else None
-        return scope_for(session.role, session.groups, distributor.setup if distributor is not None else None)
+        return scope_for(session.role, session.groups, distributor.setup if distributor is not None else None,
+                         session.agent)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -172,7 +173,7 @@ class DesktopService(AsyncService):
             self.login_failures.failed(*keys)
             logger.info("desktop login refused for %r from %s", username, connection.remote_address[0])
             return _json(http.HTTPStatus.UNAUTHORIZED, {"error": "wrong username or password"})
-        session = self.sessions.open(agent.login, agent.role)
+        session = self.sessions.open(agent.login, agent.role, frozenset(agent.groups))
         logger.info("desktop login: %s (%s) from %s", agent.login, agent.role, connection.remote_address[0])
         cookie = auth.set_cookie(session.token, int(self._config.session_minutes * 60))
         return _json(http.HTTPStatus.OK, {"token": session.token, "expires_at": session.expires_at,
@@ -231,7 +232,7 @@ class DesktopService(AsyncService):
         if self.feed is not None:
             desktop.push(self.feed.snapshot(session.agent))
         if self.wallboard is not None and session.role in SUPERVISOR_ROLES:
-            desktop.push(self.wallboard.snapshot())
+            desktop.push(self.wallboard.snapshot(self.scope_of(session)))
         bucket = auth.TokenBucket(self._clock, self._config.frame_rate, self._config.frame_burst)
         refused = 0
         try:
@@ -276,7 +277,8 @@ class DesktopService(AsyncService):
         request_id = msg.body.get("id")
         if request_id is not None and not isinstance(request_id, (str, int)):
             request_id = None
-        result = await self.actions.handle(desktop.agent, desktop.role, msg.type, msg.body)
+        result = await self.actions.handle(desktop.agent, desktop.role, msg.type, msg.body,
+                                           self.scope_of(desktop.session))
         desktop.push(messages.frame("result", id=request_id, request=msg.type, **result))
 
     # -- lifecycle --------------------------------------------------------------------------------

@@ -1,36 +1,66 @@
-"""The supervisors' live view: every queue's figures and the agent grid, pushed to supervisor desktops.
+"""The supervisors' live view: the figures of their groups' queues and their agents' grid.
 
 The ACD streams the queue figures when they change, at most once a tick
 (``AcdService.subscribe_figures``, one second), so a wallboard gets at most
 one ``wallboard`` frame a second: ``queues`` (waiting, longest wait, service
 level, ASA, AHT, abandon rate, agents by state; ``AcdService.queue_rows``) and
 ``agents`` (state, reason, time in state, calls, occupancy; ``agent_rows``).
-A supervisor's desktop gets the last one right after ``welcome``.
+
+Each supervisor desktop gets only the rows of its scope (``agent_desktop.scope``:
+the queues of the supervisor's groups and their agents; admins everything).
+Many supervisors share a team, so a tick builds one frame per distinct scope,
+not one per desktop.  A supervisor's desktop gets the latest figures, in its
+scope, right after ``welcome`` (``snapshot``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
 from agent_desktop import messages
+from agent_desktop.scope import Scope, scope_for, scope_key
+
+
+def _setup_of(acd: Any) -> Any:
+    distributor = getattr(acd, "distributor", None) if acd is not None else None
+    return distributor.setup if distributor is not None else None
 
 
 class WallboardFeed:
     def __init__(self, hub: Any, acd: Callable[[], Any]) -> None:
         self._hub = hub
         self._acd = acd
-        self._last: str | None = None
+        #: The latest (queue rows, agent rows), and their frame per scope (built on first use).
+        self._rows: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
+        self._frames: dict[Scope, str] = {}
 
     def on_figures(self, queues: list[dict[str, Any]]) -> None:
+        """New figures (at most once a tick): each supervisor desktop gets them in its scope."""
         acd = self._acd()
-        agents = acd.agent_rows() if acd is not None else []
-        self._last = messages.frame("wallboard", queues=queues, agents=agents)
-        self._hub.send_to_supervisors(self._last)
+        self._rows = (queues, acd.agent_rows() if acd is not None else [])
+        self._frames = {}
+        setup = _setup_of(acd)
+        scopes: dict[Hashable, Scope] = {}
+        for desktop in self._hub.supervisors():
+            s = desktop.session
+            key = scope_key(s.role, s.groups, setup, s.agent)
+            if key not in scopes:
+                scopes[key] = scope_for(s.role, s.groups, setup, s.agent)
+            desktop.push(self._frame(scopes[key]))
 
-    def snapshot(self) -> str:
-        """The latest wallboard frame (built now if none was pushed yet)."""
-        if self._last is None:
+    def snapshot(self, scope: Scope) -> str:
+        """The latest wallboard frame in ``scope`` (the figures read now if none were pushed yet)."""
+        if self._rows is None:
             acd = self._acd()
-            self._last = messages.frame("wallboard", queues=acd.queue_rows() if acd else [],
-                                        agents=acd.agent_rows() if acd else [])
-        return self._last
+            self._rows = (acd.queue_rows() if acd else [], acd.agent_rows() if acd else [])
+        return self._frame(scope)
+
+    def _frame(self, scope: Scope) -> str:
+        frame = self._frames.get(scope)
+        if frame is None:
+            assert self._rows is not None
+            queues, agents = self._rows
+            frame = self._frames[scope] = messages.frame(
+                "wallboard", queues=[q for q in queues if scope.sees_queue(q["queue"])],
+                agents=[a for a in agents if scope.sees_agent(a["agent"])])
+        return frame

@@ -13,7 +13,7 @@ import pytest
 import pytest_twisted
 
 from callcenter.aio import as_deferred
-from crm_core.acd_config import thd_change_agent
+from crm_core.acd_config import thd_change_agent, thd_change_queue
 from crm_core.customers import NewAccount, NewCustomer, thd_add_account, thd_create_customer
 from tests.test_acd_sim import ready_lab, until
 from tests.test_acd_sim import lab as sim_lab  # noqa: F401
@@ -58,10 +58,13 @@ async def setup(root):
     def prepare(engine):
         thd_change_agent(engine, "6001", password="pw-6001-secret")
         thd_change_agent(engine, "6002", password="pw-6002-secret")
-        thd_change_agent(engine, "6003", password="pw-6003-secret", role="supervisor")
+        thd_change_agent(engine, "6003", password="pw-6003-secret", role="supervisor", groups=("floor",))
+        for queue in ("support", "slow", "sales"):  # the supervisor's team: the wallboard shows its queues
+            thd_change_queue(engine, queue, groups=("floor",))
         customer = thd_create_customer(engine, NewCustomer("Zoë Müller", tier="vip", phones=("5551001",)), "CN")
         thd_add_account(engine, customer, NewAccount("66001001", balance=120.5, arrears=15))
     await root.crm.pool.run(prepare, root.crm.engine)
+    await until(lambda: "floor" in root.acd.distributor.setup.queue("support").groups, 10, "the ACD to load the team")
 
 
 async def browser_test(lab):

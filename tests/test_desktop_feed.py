@@ -11,8 +11,9 @@ from websockets.asyncio.client import connect
 
 from acd import inputs as inp
 from callcenter.aio import as_deferred
+from crm_core.acd_config import thd_change_agent, thd_change_queue
 from crm_core.customers import NewCustomer, thd_create_customer
-from tests.test_acd_sim import ready_lab, until
+from tests.test_acd_sim import AGENTS, ready_lab, until
 from tests.test_acd_sim import lab as sim_lab  # noqa: F401
 
 
@@ -24,11 +25,12 @@ def lab(sim_lab):  # noqa: F811
 class Desk:
     """A desktop: a websocket client that authenticates with a session token and keeps every frame."""
 
-    def __init__(self, root, agent, role="agent"):
+    def __init__(self, root, agent, role="agent", groups=()):
         self.root, self.agent, self.role, self.frames, self.ws, self.task = root, agent, role, [], None, None
+        self.groups = frozenset(groups)
 
     async def open(self):
-        session = self.root.desktop.sessions.open(self.agent, self.role)
+        session = self.root.desktop.sessions.open(self.agent, self.role, self.groups)
         host, port = self.root.desktop.address
         self.ws = await connect(f"ws://{host}:{port}/ws")
         await self.ws.send(json.dumps({"type": "auth", "v": 1, "token": session.token}))
@@ -58,8 +60,23 @@ class Desk:
         await asyncio.wait({self.task}, timeout=2)
 
 
-async def desk(root, agent, role="agent"):
-    return await as_deferred(Desk(root, agent, role).open())
+async def desk(root, agent, role="agent", groups=()):
+    return await as_deferred(Desk(root, agent, role, groups).open())
+
+
+async def given_a_team(root, team="floor", queues=("support", "slow", "sales"), agents=AGENTS):
+    """``queues`` and ``agents`` in group ``team`` in the CRM, and the ACD's setup has them."""
+    def put(engine):
+        for queue in queues:
+            thd_change_queue(engine, queue, groups=(team,))
+        for agent in agents:
+            thd_change_agent(engine, agent, groups=(team,))
+
+    await root.crm.pool.run(put, root.crm.engine)
+    setup = lambda: root.acd.distributor.setup  # noqa: E731
+    await until(lambda: all(team in setup().queue(q).groups for q in queues)
+                and {p.agent for p in setup().agents if team in p.groups} >= set(agents), 10,
+                f"the ACD to load group {team}")
 
 
 def asked(desktop, request, **body):
@@ -144,7 +161,8 @@ async def test_an_agent_works_a_call_from_the_desktop_and_the_wrap_up_lands_in_t
 @pytest_twisted.ensureDeferred
 async def test_requests_are_checked_and_supervisor_actions_are_for_supervisors(lab):
     sim, root = await ready_lab(lab)
-    agent, boss = await desk(root, "6001"), await desk(root, "6002", role="supervisor")
+    await given_a_team(root)
+    agent, boss = await desk(root, "6001"), await desk(root, "6002", role="supervisor", groups={"floor"})
     refused = await asked(agent, "spy", agent="6002", mode="listen")
     assert refused == {"type": "result", "v": 1, "id": refused["id"], "request": "spy", "ok": False,
                        "error": "spy is for supervisors"}
@@ -165,8 +183,9 @@ async def test_requests_are_checked_and_supervisor_actions_are_for_supervisors(l
 async def test_supervisors_get_the_wallboard_and_agents_do_not(lab):
     """A supervisor's desktop gets the wallboard at once and again when a call is answered; an agent's never."""
     sim, root = await ready_lab(lab)
+    await given_a_team(root)
     sim.agent("6001", ring=0.3, talk=1)
-    boss, agent = await desk(root, "6002", role="supervisor"), await desk(root, "6001")
+    boss, agent = await desk(root, "6002", role="supervisor", groups={"floor"}), await desk(root, "6001")
     await until(lambda: boss.of("wallboard"), 5, "the first wallboard")
     first = boss.of("wallboard")[0]
     assert {q["queue"] for q in first["queues"]} >= {"support", "slow"}
