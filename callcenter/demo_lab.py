@@ -61,12 +61,14 @@ SKILLS = {"6001": (("english", 5), ("mandarin", 3)), "6002": (("billing", 4), ("
 
 def seed_acd(engine: Any) -> None:
     """The demo's queues and agents in the CRM (what is missing only): the daemon's ACD routes the demo's
-    calls to the simulated phones ``Local/<exten>@sim-agents/n``."""
+    calls to the simulated phones ``Local/<exten>@sim-agents/n``.  All are in group ``hotline``
+    (``crm_core.seed_data.DEMO_GROUP``), so a supervisor of that group sees the whole demo."""
     from sqlalchemy import select
 
     from crm_core.acd_config import NewAgent, thd_save_agent, thd_save_queue
     from crm_core.models import agents, queues
     from crm_core.records import QueueConfig
+    from crm_core.seed_data import DEMO_GROUP
 
     with engine.connect() as conn:
         have_queues = set(conn.execute(select(queues.c.name)).scalars())
@@ -74,13 +76,14 @@ def seed_acd(engine: Any) -> None:
     for name, label, strategy, skills, wrap_up in ACD_QUEUES:
         if name not in have_queues:
             thd_save_queue(engine, QueueConfig(name, label, skills, 0, 20, strategy=strategy, ring_seconds=10,
-                                               wrap_up_seconds=wrap_up, max_wait=120, on_max_wait="callback"))
+                                               wrap_up_seconds=wrap_up, max_wait=120, on_max_wait="callback",
+                                               groups=(DEMO_GROUP,)))
     for exten, member_of, _ring, _talk in AGENTS:
         if exten not in have_agents:
             thd_save_agent(engine, NewAgent(exten, f"Agent {exten}", interface=f"Local/{exten}@sim-agents/n",
                                             skills=SKILLS[exten],
                                             queues=tuple((q, 0) for q in ("support", *member_of) if q != "support")
-                                            + (("support", 0),)))
+                                            + (("support", 0),), groups=(DEMO_GROUP,)))
 
 
 def seed_customers(url: str, region: str) -> None:

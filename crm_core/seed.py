@@ -5,8 +5,10 @@ Mixed Chinese and English customers (张伟, 王芳, John Smith, companies),
 and arrears, agreements, tickets with their history, and a contact history
 per customer; agents, queues and disposition codes too, with the demo's
 ACD configuration (``thd_seed_acd``: the hotline's queues with their
-routing, agents 6001 and 6002).  Deterministic: the same ``seed`` and
-``anchor`` give the same data.
+routing, agents 6001 and 6002).  Every seeded queue and agent, and so the
+generated supervisors, is in group ``hotline`` (``seed_data.DEMO_GROUP``):
+a supervisor sees the queues and agents of their groups.  Deterministic:
+the same ``seed`` and ``anchor`` give the same data.
 
 Fast enough for millions of rows: values are generated as plain tuples in
 batches and loaded with ``executemany`` on SQLite (``synchronous=OFF`` for
@@ -400,14 +402,16 @@ def thd_seed_acd(engine: Engine, agent_password: str | None = None) -> list[str]
         if spec["name"] not in have_queues:
             fields = dict(spec, hours=hours_from_json(spec.get("hours")))
             thd_save_queue(engine, QueueConfig(**{"required_skills": (), "priority": 0,
-                                                  "service_level_seconds": 20, **fields}))
+                                                  "service_level_seconds": 20, "groups": (d.DEMO_GROUP,),
+                                                  **fields}))
             added.append(str(spec["name"]))
     for code, label, category, needs_ticket in d.DISPOSITIONS:
         if code not in have_codes:
             thd_save_disposition(engine, DispositionCode(code, label, category, needs_ticket, True))
     for login, name, interface, skills, member in d.ACD_AGENTS:
         if login not in have_agents:
-            thd_save_agent(engine, NewAgent(login, name, agent_password, interface, "agent", True, skills, member))
+            thd_save_agent(engine, NewAgent(login, name, agent_password, interface, "agent", True, skills, member,
+                                            (d.DEMO_GROUP,)))
             added.append(login)
     return added
 
@@ -425,7 +429,7 @@ def _configuration(engine: Engine, plan: SeedPlan, r: random.Random) -> list[str
         return existing
     for name, label, skills, priority in d.QUEUES:
         if name not in have_queues:  # the demo's are configured already
-            thd_save_queue(engine, QueueConfig(name, label, skills, priority, 20))
+            thd_save_queue(engine, QueueConfig(name, label, skills, priority, 20, groups=(d.DEMO_GROUP,)))
     password = hash_password(plan.agent_password)
     logins = []
     for i in range(plan.agents):
@@ -435,7 +439,7 @@ def _configuration(engine: Engine, plan: SeedPlan, r: random.Random) -> list[str
         skills = tuple((s, r.randint(1, 5)) for s in sorted(r.sample(d.SKILLS, r.randint(1, 4))))
         queues = tuple((q[0], r.randint(0, 3)) for q in r.sample(d.QUEUES, r.randint(1, 3)))
         thd_save_agent(engine, NewAgent(login, display, None, f"PJSIP/{login}", "supervisor" if i % 25 == 0
-                                        else "agent", True, skills, queues))
+                                        else "agent", True, skills, queues, (d.DEMO_GROUP,)))
         logins.append(login)
     with engine.begin() as conn:
         conn.execute(update(m.agents).where(m.agents.c.login.in_(logins)).values(password_hash=password))

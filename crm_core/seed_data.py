@@ -98,6 +98,9 @@ ACD_QUEUES: list[dict[str, object]] = [
      "priority": 5, "strategy": "longest-idle", "wrap_up_seconds": 30, "max_wait": 180,
      "on_max_wait": "callback", "callback_priority": 0, "sticky_days": 7},
 ]
+#: The group every seeded queue and agent is in, and the seeded supervisors watch: a supervisor sees the queues
+#: and agents of their groups (agent_desktop/scope.py), so the demo's wallboard shows everything.
+DEMO_GROUP = "hotline"
 #: (login, name, interface, skills, queues with penalties)
 ACD_AGENTS = [
     ("6001", "李娜 Li Na", "PJSIP/6001", (("billing", 4), ("complaints", 3), ("en", 3), ("technical", 3),
