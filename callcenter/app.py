@@ -1,10 +1,11 @@
 """The composition root: the one place that builds and wires the services.
 
 Start order (stop is the reverse): CRM store, live state, IVR flows, call
-tracking, ACD, desktop, FastAGI, AMI.  The AMI link goes last so that nothing
-reacts to call events before the outputs they feed are ready, and stops
-first so that no event arrives while the rest shuts down.  FastAGI stops
-before the CRM so that the IVR's last contact records are written.
+tracking, ACD, desktop, REST API (when enabled), FastAGI, AMI.  The AMI link
+goes last so that nothing reacts to call events before the outputs they feed
+are ready, and stops first so that no event arrives while the rest shuts
+down.  FastAGI stops before the CRM so that the IVR's last contact records are
+written.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from agent_desktop.actions import DesktopActions
 from agent_desktop.call_feed import CallFeed
+from agent_desktop.rest import RestService
 from agent_desktop.server import DesktopService
 from agent_desktop.wallboard import WallboardFeed
 from callcenter.asterisk.ami_link import AMILinkService
@@ -54,6 +56,8 @@ class Root(AsyncMultiService):
         #: The operators' CLI socket (``[acd] control_socket``).
         self.control: ControlService
         self.desktop: DesktopService
+        #: The integrations' JSON REST API (``[desktop] api_enabled``), or None.
+        self.rest: RestService | None = None
         self.fastagi: ListenService
         self.ami: AMILinkService
         #: Turns call events and IVR results into contact records; ``refused`` counts those not taken.
@@ -101,9 +105,13 @@ def build_root(config: Config, reactor: Any) -> Root:
     root.fastagi = ListenService("fastagi", reactor, config.asterisk.agi_bind, config.asterisk.agi_port, agi_factory)
     watch = OriginateWatch(root.acd.on_watch_event)
     root.ami = AMILinkService(reactor, config.asterisk, listener=ListenerFanout(root.calls.tracker, watch))
+    if config.desktop.api_enabled:
+        root.rest = RestService(config.desktop, reactor, root.desktop.sessions, root.desktop.scope_of,
+                                lambda: root.crm.store, lambda: root.acd)
     for svc in (root.crm, root.live_state, root.ivr_flows, root.calls, root.acd, root.control, root.desktop,
-                root.fastagi, root.ami):
-        svc.setServiceParent(root)
+                root.rest, root.fastagi, root.ami):
+        if svc is not None:
+            svc.setServiceParent(root)
     return root
 
 

@@ -81,6 +81,9 @@ SCHEMA: dict[str, Any] = {
                 "frame_rate": {"type": "number", "exclusiveMinimum": 0},
                 "frame_burst": {"type": "integer", "minimum": 1},
                 "login_failures_per_minute": {"type": "integer", "minimum": 1},
+                "api_enabled": {"type": "boolean"},
+                "api_bind": _HOST,
+                "api_port": {"type": "integer", "minimum": 0, "maximum": 65535},
             },
         },
         "acd": {
@@ -169,6 +172,11 @@ class DesktopConfig:
     frame_burst: int = 40
     #: Failed logins per username and per address in a minute before logins are refused (429).
     login_failures_per_minute: int = 5
+    #: The JSON REST API for integrations (``agent_desktop.rest``): off unless enabled, on its own port
+    #: (0: any free port, for tests); its clients log in on the desktop port and send the token.
+    api_enabled: bool = False
+    api_bind: str = "127.0.0.1"
+    api_port: int = 8081
 
 
 @dataclass(frozen=True)
@@ -330,7 +338,17 @@ def _semantic_problems(file: str, cfg: Config) -> list[ConfigProblem]:
             add(f"asterisk.agi_allowed_peers[{i}]", reason)
     if cfg.asterisk.agi_port == cfg.desktop.port and cfg.asterisk.agi_bind == cfg.desktop.bind:
         add("desktop.port", f"same address as asterisk.agi_port ({cfg.desktop.port})")
+    if cfg.desktop.api_enabled and cfg.desktop.api_port:
+        for key, bind, port in (("desktop.port", cfg.desktop.bind, cfg.desktop.port),
+                                ("asterisk.agi_port", cfg.asterisk.agi_bind, cfg.asterisk.agi_port)):
+            if port == cfg.desktop.api_port and _overlap(bind, cfg.desktop.api_bind):
+                add("desktop.api_port", f"same address as {key} ({port})")
     return problems
+
+
+def _overlap(bind: str, other: str) -> bool:
+    """Whether listeners on ``bind`` and ``other`` (same port) would collide: the same or a wildcard address."""
+    return bind == other or bool({bind, other} & {"0.0.0.0", "::", ""})
 
 
 def _peer_problem(entry: str) -> str:
