@@ -586,6 +586,8 @@ class Daemon:
         self.crm_url = crm_url or f"sqlite:///{workdir / 'crm.db'}"
         self.control_socket = str(workdir / "control.sock")
         self.log_path = workdir / "daemon.log"
+        #: The desktop server's port (pages, ``/api/login``, websocket ``/ws``).
+        self.desktop_port = free_tcp_port()
         self.config.write_text(f"""
 [asterisk]
 ami_port = {asterisk.ports.ami}
@@ -599,7 +601,7 @@ url = "{self.crm_url}"
 journal = "{workdir / 'journal.db'}"
 
 [desktop]
-port = {free_tcp_port()}
+port = {self.desktop_port}
 
 [ivr]
 flows_dir = "{flows_dir}"

@@ -333,6 +333,21 @@ def test_attended_transfer_moves_the_call_to_the_consulted_agent():
     assert only(h.of(ev.CallCompleted)).agent_interface == "Local/6002@sim-agents/n"
 
 
+def test_attended_transfer_without_target_fields_finds_the_consulted_agent_by_its_bridge():
+    """A real Asterisk 22 with a PJSIP transferer raised AttendedTransfer without the TransferTarget*
+    fields (the consultation bridge already empty): the target is who was in the second bridge."""
+    timed = [(at, m if m.name != "AttendedTransfer" else AMIMessage(
+        [(k, v) for k, v in m.headers if not k.startswith("TransferTarget")])) for at, m in
+        raw_messages("more/ami_atxfer.txt")]
+    stripped = next(m for _, m in timed if m.name == "AttendedTransfer")
+    assert stripped.get("TransferTargetUniqueid") is None and stripped.get("SecondBridgeUniqueid")
+    h = Harness().play(timed)
+    assert h.timeline() == play("more/ami_atxfer.txt").timeline()
+    record = only(h.of(ev.CallEnded)).record
+    assert record.agent_interface == "Local/6002@sim-agents/n"
+    assert [(t.kind, t.to_agent_id) for t in record.transfers] == [("attended", "6002")]
+
+
 @pytest.mark.parametrize("name", ["more/ami_atxfer_nofeature.txt", "more/ami_atxfer_no_t_option.txt"])
 def test_atxfer_that_transfers_nothing_leaves_the_call_with_its_agent(name):
     """A refused or ignored Atxfer changes nothing: one agent, no transfer."""

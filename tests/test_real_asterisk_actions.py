@@ -1,33 +1,68 @@
-"""Agent and supervisor actions on a real Asterisk 22, sent through the daemon and checked by what Asterisk did.
+"""Agent and supervisor actions on a real Asterisk 22, asked from the agent desktop's websocket.
 
-The daemon (``callcenter run``) routes a SIPp caller to agent 6001 through its ACD; the test then asks the
-daemon, over its control socket (the same ``CallActions`` the desktop uses), to hold and take back the
-caller, transfer it blind, dial a customer, or let a supervisor listen.  Each check is on
-Asterisk's events (observer) and on the stored contact record.
+The daemon (``callcenter run``) routes a SIPp caller to agent 6001 through its ACD.  The test logs in
+to the daemon's desktop port as 6001 (``POST /api/login``, then ``/ws`` with the session cookie, as the
+browser does), gets the screen pop, and asks for hold and take-back, blind and attended transfer,
+click-to-dial or, as a supervisor, to listen.  Each request's ``result`` frame only says the daemon sent
+it on; the checks are on what Asterisk did (the observer's events), on the ``call`` frames the desktop
+then receives, and on the stored contact record.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from tests.desktop_client import DesktopClient
 from tests.real_asterisk import until
-from tests.test_real_asterisk_acd import acd, acd_daemon, dial_end, hang_up, login, record_of  # noqa: F401
+from tests.test_real_asterisk_acd import (  # noqa: F401
+    AGENTS, acd, acd_daemon, dial_end, hang_up, record_of,
+)
 
 pytestmark = pytest.mark.real_asterisk
 
+SUPERVISOR = "sup1"      # role supervisor, phone 6002
 
-def connected_to_6001(lab, daemon, ani):
-    lab.phone("6001", "answer")
-    login(daemon, "6001")
+
+def password(login):
+    return f"pw-{login}-secret"
+
+
+@pytest.fixture(scope="module")
+def accounts(acd_daemon):  # noqa: F811
+    """Desktop passwords for the agents and a supervisor, in the daemon's CRM store."""
+    from sqlalchemy import create_engine
+
+    from crm_core.acd_config import NewAgent, thd_save_agent
+
+    engine = create_engine(acd_daemon.crm_url)
+    try:
+        for agent in AGENTS:
+            thd_save_agent(engine, NewAgent(agent, f"Agent {agent}", password=password(agent),
+                                            interface=f"PJSIP/{agent}", skills=(("english", 3),),
+                                            queues=(("support", 0), ("slow", 0)), groups=("floor-1",)))
+        thd_save_agent(engine, NewAgent(SUPERVISOR, "Supervisor One", password=password(SUPERVISOR),
+                                        interface="PJSIP/6002", role="supervisor", groups=("floor-1",)))
+    finally:
+        engine.dispose()
+
+
+def desktop(daemon, login):
+    return DesktopClient(daemon.desktop_port, login, password(login))
+
+
+def on_call(lab, daemon, ani, agent="6001"):
+    """``agent`` logged in from the desktop, ready, and connected to a new caller; the pop seen."""
+    lab.phone(agent, "answer")
+    client = desktop(daemon, agent)
+    client.wait_type("snapshot")
+    client.ok("login", queues=["support"], ready=True)
+    client.wait_type("agent", state="ready")
     caller = lab.call(ani, "4060")
-    dial_end(lab, caller, "6001", "ANSWER")
-    until(lambda: daemon.agent("6001")["state"] == "on-call", 10, "6001 on the call")
-    return caller
-
-
-def ok(answer):
-    assert answer["ok"], answer
-    return answer
+    pop = client.wait_type("pop", timeout=30)
+    assert pop["ani"] == ani and pop["queue"] == "support" and pop["dnis"] == "4060"
+    dial_end(lab, caller, agent, "ANSWER")
+    client.wait_type("call", call_id=pop["call_id"], state="connected")
+    return client, caller
 
 
 def event(lab, name, timeout=15.0, since=0, **where):
@@ -36,64 +71,105 @@ def event(lab, name, timeout=15.0, since=0, **where):
         timeout, f"{name} {where}", since=since)
 
 
-def test_hold_and_unhold_keep_both_legs_and_the_hold_is_recorded(lab, acd):  # noqa: F811
-    """calls.hold: the caller hears music in cc-hold, the agent leg waits in cc-agent-hold; calls.unhold
-    bridges them again; the contact record has the hold time."""
-    caller = connected_to_6001(lab, acd, "+8613900002001")
-    mark = lab.observer.mark()
-    ok(acd.control("calls.hold", agent="6001"))
-    event(lab, "MusicOnHoldStart", since=mark, Linkedid=caller.linkedid, Channel="PJSIP/trunk-")
-    event(lab, "Newexten", since=mark, Linkedid=caller.linkedid, Context="cc-agent-hold", Channel="PJSIP/6001-")
-    refused = acd.control("calls.hold", agent="6001")
-    assert not refused["ok"] and "hold" in refused["error"]
-    mark = lab.observer.mark()
-    ok(acd.control("calls.unhold", agent="6001"))
-    event(lab, "BridgeEnter", since=mark, Linkedid=caller.linkedid, Channel="PJSIP/trunk-")
-    event(lab, "BridgeEnter", since=mark, Linkedid=caller.linkedid, Channel="PJSIP/6001-")
-    hang_up(caller)
-    record = record_of(acd, caller.linkedid)
-    assert record.agent == "6001" and record.hold_seconds is not None and record.hold_seconds > 0
+def test_hold_and_unhold_from_the_desktop(lab, acd, accounts):  # noqa: F811
+    """hold: the caller hears music in cc-hold, the agent leg waits in cc-agent-hold, the desktop gets
+    ``held``; unhold bridges them again and the desktop gets ``resumed``; the record has the hold time."""
+    client, caller = on_call(lab, acd, "+8613900002001")
+    with client:
+        mark, since = lab.observer.mark(), client.mark()
+        assert client.ok("hold")["call_id"] == caller.linkedid
+        event(lab, "MusicOnHoldStart", since=mark, Linkedid=caller.linkedid, Channel="PJSIP/trunk-")
+        event(lab, "Newexten", since=mark, Linkedid=caller.linkedid, Context="cc-agent-hold", Channel="PJSIP/6001-")
+        client.wait_type("call", since=since, call_id=caller.linkedid, state="held")
+        refused = client.request("hold")
+        assert not refused["ok"] and "hold" in refused["error"]
+        mark, since = lab.observer.mark(), client.mark()
+        client.ok("unhold")
+        event(lab, "BridgeEnter", since=mark, Linkedid=caller.linkedid, Channel="PJSIP/trunk-")
+        event(lab, "BridgeEnter", since=mark, Linkedid=caller.linkedid, Channel="PJSIP/6001-")
+        client.wait_type("call", since=since, call_id=caller.linkedid, state="resumed")
+        hang_up(caller)
+        client.wait_type("call", call_id=caller.linkedid, state="ended")
+        record = record_of(acd, caller.linkedid)
+        assert record.agent == "6001" and record.hold_seconds is not None and record.hold_seconds > 0
 
 
-def test_a_blind_transfer_to_another_agent(lab, acd):  # noqa: F811
-    """calls.transfer kind blind to 6002: the caller is Redirected to cc-transfer,6002, which rings and
-    connects 6002; the contact record lists the transfer."""
+def test_a_blind_transfer_from_the_desktop(lab, acd, accounts):  # noqa: F811
+    """transfer kind blind to 6002: the caller is Redirected to cc-transfer,6002, which rings and connects
+    6002; 6001's desktop gets ``transferred`` and 6001 goes to wrap-up; the record lists the transfer."""
     lab.phone("6002", "answer")
-    caller = connected_to_6001(lab, acd, "+8613900002002")
-    mark = lab.observer.mark()
-    ok(acd.control("calls.transfer", agent="6001", target="6002", kind="blind"))
-    event(lab, "DialEnd", since=mark, Linkedid=caller.linkedid, DialStatus="ANSWER", DestChannel="Local/6002@agents-")
-    until(lambda: acd.agent("6001")["state"] in ("wrap-up", "ready"), 10, "6001 off the call")
-    hang_up(caller)
-    record = record_of(acd, caller.linkedid)
-    assert [t.to for t in record.transfers or ()] == ["6002"]
+    client, caller = on_call(lab, acd, "+8613900002002")
+    with client:
+        mark, since = lab.observer.mark(), client.mark()
+        client.ok("transfer", target="6002", kind="blind")
+        event(lab, "DialEnd", since=mark, Linkedid=caller.linkedid, DialStatus="ANSWER",
+              DestChannel="Local/6002@agents-")
+        client.wait_type("call", since=since, call_id=caller.linkedid, state="transferred")
+        client.wait(lambda f: f.get("type") == "agent" and f.get("state") in ("wrap-up", "ready"), 10,
+                    "6001 off the call", since)
+        hang_up(caller)
+        record = record_of(acd, caller.linkedid)
+        assert [t.to for t in record.transfers or ()] == ["6002"]
+        assert [t.kind for t in record.transfers] == ["redirect"]     # moved by AMI Redirect into a Dial
 
 
-def test_click_to_dial_rings_the_agent_first_then_the_customer(lab, acd):  # noqa: F811
-    """calls.dial: Originate of 6001's phone into cc-outbound; once 6001 answers, the carrier dials the
+def test_an_attended_transfer_from_the_desktop(lab, acd, accounts):  # noqa: F811
+    """transfer kind attended to 6002: Atxfer on 6001's leg; the caller hears music while 6001 consults
+    6002 (cc-consult dials 6002, who answers); 6001 hangs up from the desktop, which completes the
+    transfer: Asterisk's AttendedTransfer succeeds, the caller talks to 6002, the desktop gets ``held``
+    then ``transferred``, and the record lists an attended transfer from 6001 to 6002."""
+    lab.phone("6002", "answer")
+    client, caller = on_call(lab, acd, "+8613900002005")
+    with client:
+        mark, since = lab.observer.mark(), client.mark()
+        client.ok("transfer", target="6002", kind="attended")
+        event(lab, "MusicOnHoldStart", since=mark, Linkedid=caller.linkedid, Channel="PJSIP/trunk-")
+        consult = event(lab, "DialEnd", 20, since=mark, DialStatus="ANSWER", DestChannel="Local/6002@agents-")
+        assert consult["Channel"].startswith("Local/0@cc-consult-")    # cc-consult dials CC_CONSULT_TO
+        client.wait_type("call", since=since, call_id=caller.linkedid, state="held")
+        mark = lab.observer.mark()
+        client.ok("hangup")
+        done = event(lab, "AttendedTransfer", since=mark, Result="Success")
+        assert done["TransfereeChannel"].startswith("PJSIP/trunk-")
+        client.wait_type("call", since=since, call_id=caller.linkedid, state="transferred")
+        hang_up(caller)
+        record = record_of(acd, caller.linkedid)
+        assert [(t.kind, t.to) for t in record.transfers or ()] == [("attended", "6002")], record.transfers
+        assert record.agent in ("6001", "6002")
+
+
+def test_click_to_dial_from_the_desktop(lab, acd, accounts):  # noqa: F811
+    """dial: Originate of 6001's phone into cc-outbound; once 6001 answers, the carrier dials the
     customer, who answers; the outbound call is in the contact log with agent 6001."""
     lab.phone("6001", "answer")
     lab.customer("answer")
-    login(acd, "6001", ready=False, reason="outbound")
-    mark = lab.observer.mark()
-    ok(acd.control("calls.dial", agent="6001", number="555 2003"))
-    answered = event(lab, "DialEnd", since=mark, DialStatus="ANSWER", DestChannel="PJSIP/carrier-")
-    assert answered["Channel"].startswith("PJSIP/6001-")
-    refused = acd.control("calls.dial", agent="6001", number="0; Hangup")
-    assert not refused["ok"] and "is not a number that can be dialled" in refused["error"]
-    lab.observer.action("Hangup", Channel=answered["Channel"])
-    record = record_of(acd, answered["Linkedid"])
-    assert record.direction == "outbound" and record.agent == "6001" and record.answered_at is not None
+    with desktop(acd, "6001") as client:
+        client.ok("login", queues=["support"], ready=False)
+        client.ok("not_ready", reason="outbound")
+        mark = lab.observer.mark()
+        client.ok("dial", number="555 2003")
+        answered = event(lab, "DialEnd", since=mark, DialStatus="ANSWER", DestChannel="PJSIP/carrier-")
+        assert answered["Channel"].startswith("PJSIP/6001-")
+        refused = client.request("dial", number="0; Hangup")
+        assert not refused["ok"] and "is not a number that can be dialled" in refused["error"]
+        lab.observer.action("Hangup", Channel=answered["Channel"])
+        record = record_of(acd, answered["Linkedid"])
+        assert record.direction == "outbound" and record.agent == "6001" and record.answered_at is not None
 
 
-def test_a_supervisor_listens_to_an_agents_call(lab, acd):  # noqa: F811
-    """calls.spy mode listen: the supervisor's phone (6002) rings, answers, and ChanSpy spies on 6001's leg."""
+def test_a_supervisor_listens_from_the_wallboard_desktop(lab, acd, accounts):  # noqa: F811
+    """spy mode listen from the supervisor's desktop (same group as 6001): the supervisor's phone (6002)
+    rings, answers, and ChanSpy spies on 6001's leg.  An agent may not spy."""
     lab.phone("6002", "answer")
-    caller = connected_to_6001(lab, acd, "+8613900002004")
-    mark = lab.observer.mark()
-    ok(acd.control("calls.spy", supervisor="6002", agent="6001", mode="listen"))
-    spy = event(lab, "ChanSpyStart", since=mark, SpyeeChannel="PJSIP/6001-")
-    assert spy["SpyerChannel"].startswith("PJSIP/6002-")
-    refused = acd.control("calls.spy", supervisor="6002", agent="6001", mode="steal")
-    assert not refused["ok"] and "unknown mode" in refused["error"]
-    hang_up(caller)
+    client, caller = on_call(lab, acd, "+8613900002004")
+    with client, desktop(acd, SUPERVISOR) as supervisor:
+        supervisor.wait_type("wallboard")
+        mark = lab.observer.mark()
+        assert supervisor.ok("spy", agent="6001", mode="listen")["call_id"] == caller.linkedid
+        spy = event(lab, "ChanSpyStart", since=mark, SpyeeChannel="PJSIP/6001-")
+        assert spy["SpyerChannel"].startswith("PJSIP/6002-")
+        refused = supervisor.request("spy", agent="6001", mode="steal")
+        assert not refused["ok"] and "unknown mode" in refused["error"]
+        refused = client.request("spy", agent="6001", mode="listen")
+        assert not refused["ok"] and "supervisors" in refused["error"]
+        hang_up(caller)

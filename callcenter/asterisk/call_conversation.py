@@ -93,6 +93,8 @@ class ConversationMixin:
         chan = self._channels.get(uid)
         if chan is not None:
             chan.bridge = ev.get("BridgeUniqueid")
+            if chan.bridge:
+                chan.bridges_seen.add(chan.bridge)
             if call is not None and uid == call.hub:
                 call.left_bridge = False
 
@@ -124,7 +126,7 @@ class ConversationMixin:
             log_call(call, logging.INFO, "attended transfer of %s ignored (caller is not the transferee "
                      "or not connected)", ev.get("TransfereeChannel"))
             return
-        target = ev.get("TransferTargetUniqueid") or ""
+        target = ev.get("TransferTargetUniqueid") or self._consulted(call, ev)
         interface, leg_uid, leg_name = self._transfer_target(call, target, ev.get("TransferTargetChannel"))
         if not self._can(call, S.CONNECTED, "attended transfer"):
             return
@@ -136,6 +138,21 @@ class ConversationMixin:
         self._set_peers(call, [target, leg_uid])
         self._emit(CallTransferred(call.call_id, "attended", record.from_agent, interface, now,
                                    record.from_agent_id, record.to_agent_id))
+
+    def _consulted(self, call: LiveCall, ev: AMIMessage) -> str:
+        """The consultation's far channel when the event names none.
+
+        Asterisk 22 leaves the ``TransferTarget*`` fields out when the
+        consultation bridge is empty by the time the event is raised (seen with
+        a PJSIP transferer hanging up): the target is then the call's channel,
+        other than the transferer, that was in ``SecondBridgeUniqueid`` (it may
+        be in the merged bridge by now).
+        """
+        second, transferer = ev.get("SecondBridgeUniqueid"), ev.get("SecondTransfererUniqueid")
+        if not second:
+            return ""
+        return next((uid for uid in call.channels.values() if uid != transferer and uid in self._channels
+                     and second in self._channels[uid].bridges_seen), "")
 
     def _transfer_target(self, call: LiveCall, uid: str, name: str | None) -> tuple[str | None, str, str | None]:
         """The agent behind a transfer target: a Local target's ``;2`` half dialled the agent."""

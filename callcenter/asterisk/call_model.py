@@ -62,6 +62,7 @@ class LiveChannel:
     cid_num: str | None
     cid_name: str | None
     bridge: str | None = None
+    bridges_seen: set[str] = field(default_factory=set)  # every bridge it entered (kept after it left)
     dial_target: str | None = None                       # 1st argument of the last Dial() it ran
     dialed: dict[str, str] = field(default_factory=dict)  # dest uid -> interface, dials it made
     answered: str | None = None                          # dest uid of its answered dial

@@ -61,6 +61,8 @@ CC_CALLBACK_RESULT = "CC_CALLBACK_RESULT"
 ACD_BEAT = "CTI_ACD_BEAT"
 #: Full channel name a supervisor spies on (Originate Variable to cc-spy).
 CC_SPY_TARGET = "CC_SPY_TARGET"
+#: The agent extension (6XXX) an attended transfer consults, inherited by the consultation call.
+CC_CONSULT_TO = "CC_CONSULT_TO"
 
 #: Characters the dialplan keeps in CC_AGENT_IFACE (it also requires the form
 #: ``Local/<digits>@agents[/n]`` or ``PJSIP/<name>``).
@@ -78,6 +80,8 @@ CONTEXT_FALLBACK = "cc-fallback"    # Queue(FALLBACK_QUEUE), exten s
 CONTEXT_HOLD = "cc-hold"            # caller on hold (MOH), exten s
 CONTEXT_AGENT_HOLD = "cc-agent-hold"  # agent leg parked while caller on hold
 CONTEXT_TRANSFER = "cc-transfer"    # allow-listed transfer targets (_6XXX)
+CONTEXT_CONSULT = "cc-consult"      # attended transfers: _6XXX, or CONSULT_EXTEN with CC_CONSULT_TO
+CONSULT_EXTEN = "0"
 CONTEXT_OUTBOUND = "cc-outbound"    # click-to-dial, exten = customer number
 CONTEXT_SPY = "cc-spy"              # supervisor, exten = a SPY_* mode
 CONTEXT_AGENTS = "agents"           # Local/<ext>@agents rings PJSIP/<ext>

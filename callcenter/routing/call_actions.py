@@ -18,7 +18,8 @@ Asterisk 22 (``tests/test_real_asterisk_hold.py``, ``test_real_asterisk_ami.py``
 * blind transfer to an agent: ``Redirect`` of the caller to
   ``cc-transfer,<ext>``; to a queue: a new ACD hand-off, then ``Redirect`` to
   ``cc-wait``;
-* attended transfer: ``Atxfer`` on the agent leg into ``cc-consult``;
+* attended transfer: ``Setvar __CC_CONSULT_TO`` then ``Atxfer`` (exten ``0``) on the agent leg into
+  ``cc-consult``, which dials the target; the agent completes it by hanging up;
 * click-to-dial: ``Originate`` of the agent's phone into ``cc-outbound``;
 * listen, whisper, barge: ``Originate`` of the supervisor's phone into
   ``cc-spy,<mode>`` with ``CC_SPY_TARGET`` = the agent leg.
@@ -121,8 +122,11 @@ class CallActions:
             await self._send("Redirect", [("Channel", call.caller_channel), ("Context", cv.CONTEXT_TRANSFER),
                                           ("Exten", target), ("Priority", "1")])
         else:
-            await self._send("Atxfer", [("Channel", call.agent_channel), ("Exten", target),
-                                        ("Context", "cc-consult")])
+            # one digit after the feature code: Asterisk keeps only the first on a PJSIP leg (cc-consult)
+            await self._send("Setvar", [("Channel", call.agent_channel), ("Variable", f"__{cv.CC_CONSULT_TO}"),
+                                        ("Value", target)])
+            await self._send("Atxfer", [("Channel", call.agent_channel), ("Exten", cv.CONSULT_EXTEN),
+                                        ("Context", cv.CONTEXT_CONSULT)])
         logger.info("call %s: agent %s transfers (%s) to %s", call.call_id, agent, kind, target)
         return call.call_id
 
