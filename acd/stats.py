@@ -354,6 +354,11 @@ class Window:
         oldest = int(now // 60) - self._buckets.maxlen + 1
         return [(b.minute * 60.0, b.waiting_max, b.service_level) for b in self._buckets if b.minute >= oldest]
 
+    def buckets(self, now: float) -> list[Bucket]:
+        """The held minutes of the last hours, oldest first."""
+        oldest = int(now // 60) - self._buckets.maxlen + 1
+        return [b for b in self._buckets if b.minute >= oldest]
+
     def __len__(self) -> int:
         return len(self._buckets)
 
@@ -368,3 +373,25 @@ class Window:
             if bucket.minute < minute:
                 break
         return None
+
+
+def combined_points(windows: Iterable[Window], now: float,
+                    since: float | None = None) -> list[tuple[float, int, float | None]]:
+    """One chart for several queues: ``(minute start, waiting, service level)`` per minute, oldest first.
+
+    ``waiting`` is the sum of the queues' per-minute maxima (an upper bound of
+    the callers waiting at once); the service level counts every queue's calls
+    of that minute together.  Minutes before ``since`` are left out.
+    """
+    merged: dict[int, Bucket] = {}
+    first = int(since // 60) if since is not None else None
+    for window in windows:
+        for b in window.buckets(now):
+            if first is not None and b.minute < first:
+                continue
+            into = merged.setdefault(b.minute, Bucket(b.minute))
+            into.waiting_max += b.waiting_max
+            into.answered += b.answered
+            into.answered_within += b.answered_within
+            into.abandoned_after += b.abandoned_after
+    return [(m * 60.0, b.waiting_max, b.service_level) for m, b in sorted(merged.items())]

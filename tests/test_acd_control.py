@@ -119,3 +119,7 @@ async def test_queue_figures_are_streamed_when_they_change(lab):
     sim.call("5551011", "Jane", dnis="4060")
     await until(lambda: any(next(q for q in rows if q["queue"] == "support")["answered"] == 1 for rows in pushed),
                 15, "a pushed figure with the answered call")
+    # the chart has this minute: the one call answered was within the service level
+    (at, waiting, level), = root.acd.chart(["support"], since=root.acd.now() - 60)[-1:]
+    assert waiting >= 0 and level == 1.0 and at <= root.acd.now() < at + 60
+    assert root.acd.chart([]) == []

@@ -291,3 +291,19 @@ def test_the_book_charts_each_queue_with_its_threshold():
     book.queue_figures("vip", 6.0, waiting_since=[1.0, 2.0])
     assert book.window("vip").points(10.0) == [(0.0, 2, 0.0)]
     assert book.window("sales").points(10.0) == [(0.0, 0, 1.0)]
+
+
+def test_combined_points_add_waiting_and_pool_the_calls_of_each_minute():
+    from acd.stats import combined_points
+
+    billing, tech = Window(hours=1, threshold=20.0), Window(hours=1, threshold=20.0)
+    billing.waiting(2, at=0.0)
+    billing.answered(5.0, at=10.0)            # within
+    tech.waiting(3, at=20.0)
+    tech.answered(30.0, at=30.0)              # late
+    tech.waiting(1, at=70.0)
+    assert combined_points([billing, tech], now=90.0) == [(0.0, 5, 0.5), (60.0, 1, None)]
+    assert combined_points([billing, tech], now=90.0, since=60.0) == [(60.0, 1, None)]
+    assert combined_points([], now=90.0) == []
+    # only the last hour (60 minutes) is kept
+    assert combined_points([billing, tech], now=60 * 60.0 + 5) == [(60.0, 1, None)]   # minute 0 is out

@@ -47,6 +47,7 @@ from twisted.internet.task import LoopingCall
 from acd import effects as fx
 from acd import events as ev
 from acd import inputs as inp
+from acd.stats import combined_points
 from acd.distributor import Distributor
 from acd.errors import AcdError
 from acd.model import AcdSetup, AgentState, AgentView, CallView, Snapshot
@@ -825,6 +826,13 @@ class AcdService(AsyncService):
 
     def queue_rows(self) -> list[dict[str, Any]]:
         return [self.queue_figures(q.name) for q in self.distributor.setup.queues]
+
+    def chart(self, queues: Iterable[str] | None = None, since: float | None = None) -> list[list[Any]]:
+        """``[minute start, waiting, service level]`` per minute of the last hours for ``queues`` together
+        (None: every configured queue), from ``since`` on: the wallboard's chart."""
+        names = [q.name for q in self.distributor.setup.queues] if queues is None else list(queues)
+        points = combined_points([self.figures.book.window(name) for name in names], self.now(), since)
+        return [[at, waiting, None if level is None else round(level, 4)] for at, waiting, level in points]
 
     async def query(self, name: str) -> dict[str, Any]:
         """``agents`` or ``queues``, answered by the routing daemon (relayed when another daemon leads)."""
