@@ -200,5 +200,14 @@ async def test_supervisors_get_the_wallboard_and_agents_do_not(lab):
     times = [f for f in boss.frames if f["type"] == "wallboard"]
     assert len(times) <= 40          # coalesced: at most one a tick, not one per event
     assert not agent.of("wallboard")
+    # the chart: this minute's point, with the answered call within the service level
+    answered = next(f for f in boss.of("wallboard") if support(f)["answered"] == 1)
+    (minute, waiting, level), = answered["chart"][-1:]
+    assert level == 1.0 and minute <= root.acd.now() < minute + 60 and waiting >= 0
     await as_deferred(boss.close())
     await as_deferred(agent.close())
+    # a wallboard opened later gets the chart of the last hours at once
+    late = await desk(root, "6002", role="supervisor", groups={"floor"})
+    await until(lambda: late.of("wallboard"), 5, "the late wallboard")
+    assert late.of("wallboard")[0]["chart"] and late.of("wallboard")[0]["chart"][-1][2] == 1.0
+    await as_deferred(late.close())

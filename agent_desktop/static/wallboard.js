@@ -5,10 +5,8 @@
 (() => {
   const {el, $, setText, clear, duration, percent} = CC;
 
-  const HISTORY_SECONDS = 4 * 3600;      // what the chart keeps
-  const HISTORY_MAX_POINTS = 5000;       // and at most this many points (older ones are thinned)
-  const SAMPLE_MS = 5000;                // one point per 5 s at most (frames come up to once a second)
-  const history = [];                    // {t, waiting, sl}
+  const HISTORY_SECONDS = 8 * 3600;      // what the chart keeps (the daemon keeps as much)
+  const history = new Map();             // minute start (s) -> {t ms, waiting, sl %}; from the daemon
   let agentRows = new Map();             // agent -> {row, base seconds, at ms}
 
   function message(text, kind) {
@@ -128,25 +126,15 @@
   }
 
   // -- chart ---------------------------------------------------------------------------------------
-  function record(queues) {
-    const now = Date.now();
-    let waiting = 0, slSum = 0, slN = 0;
-    for (const q of queues) {
-      if (!q || typeof q !== "object") continue;
-      if (typeof q.waiting === "number") waiting += q.waiting;
-      if (typeof q.service_level === "number") { slSum += q.service_level; slN += 1; }
+  // The daemon sends [minute start, waiting, service level] per minute: the last hours on connect, the
+  // last minutes with each frame.  A minute sent again replaces the one held.
+  function record(chart) {
+    for (const p of chart) {
+      if (!Array.isArray(p) || typeof p[0] !== "number" || typeof p[1] !== "number") continue;
+      history.set(p[0], {t: p[0] * 1000, waiting: p[1], sl: typeof p[2] === "number" ? p[2] * 100 : null});
     }
-    const point = {t: now, waiting, sl: slN ? (slSum / slN) * 100 : null};
-    const last = history[history.length - 1];
-    if (last && now - last.t < SAMPLE_MS) history[history.length - 1] = {...point, t: last.t};
-    else history.push(point);
-    while (history.length && history[0].t < now - HISTORY_SECONDS * 1000) history.shift();
-    if (history.length > HISTORY_MAX_POINTS) {
-      // thin the older half: keep every other point
-      const half = Math.floor(history.length / 2);
-      const thinned = history.slice(0, half).filter((_, i) => i % 2 === 0);
-      history.splice(0, half, ...thinned);
-    }
+    const oldest = Date.now() / 1000 - HISTORY_SECONDS;
+    for (const minute of history.keys()) if (minute < oldest) history.delete(minute);
     drawChart();
   }
 
@@ -166,7 +154,7 @@
     const w = cssW - pad.l - pad.r, h = cssH - pad.t - pad.b;
     const span = Number($("chart-span").value) * 1000;
     const end = Date.now(), start = end - span;
-    const points = history.filter((p) => p.t >= start);
+    const points = [...history.values()].filter((p) => p.t >= start).sort((a, b) => a.t - b.t);
     const maxWaiting = Math.ceil(Math.max(4, ...points.map((p) => p.waiting)) / 4) * 4;
     const x = (t) => pad.l + ((t - start) / span) * w;
     const yW = (v) => pad.t + h - (v / maxWaiting) * h;
@@ -222,7 +210,7 @@
       const queues = Array.isArray(msg.queues) ? msg.queues : [];
       renderQueues(queues);
       renderAgents(Array.isArray(msg.agents) ? msg.agents : []);
-      record(queues);
+      record(Array.isArray(msg.chart) ? msg.chart : []);
       setText("updated", new Date().toLocaleTimeString());
     } else if (msg.type === "error") {
       message(`server: ${msg.reason || "error"}`, "error");
@@ -239,6 +227,8 @@
     clear($("queues"));
     clear($("agents").tBodies[0]);
     agentRows = new Map();
+    history.clear();
+    drawChart();
   }
 
   const board = CC.session({
