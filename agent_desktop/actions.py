@@ -28,6 +28,7 @@ from typing import Any, Callable
 from acd import inputs as inp
 from agent_desktop.scope import Scope
 from callcenter.routing.call_actions import ActionRefused
+from crm_core.errors import CrmError
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class DesktopActions:
                     logger.info("%s by %s refused: agent %s is outside their groups", kind, agent, target)
                     raise Refused(f"agent {target} is not in your groups")
             return {"ok": True, **(await getattr(self, f"_{kind}")(agent, body) or {})}
-        except (Refused, ActionRefused) as exc:
+        except (Refused, ActionRefused, CrmError) as exc:
             return {"ok": False, "error": str(exc)}
         except Exception as exc:   # a failing port (CRM down): the desktop is told, the connection stays
             logger.exception("desktop request %s of %s failed", kind, agent)
@@ -176,10 +177,15 @@ class DesktopActions:
             ticket_id = body["ticket_id"]
             if isinstance(ticket_id, bool) or not isinstance(ticket_id, int):
                 raise Refused("'ticket_id' is a number")
-            changes = {k: body[k] for k in ("status", "priority", "subject", "owner") if k in body}
+            unknown = sorted(set(body) - {"type", "v", "id", "ticket_id", "call_id", "status", "priority", "owner",
+                                          "note"})
+            if unknown:
+                raise Refused(f"a ticket change takes status, priority, owner and note, not {', '.join(unknown)}")
+            changes = {k: body[k] for k in ("status", "priority", "owner", "note") if k in body}
             for name, value in changes.items():
-                if not isinstance(value, str) or len(value) > 200:
-                    raise Refused(f"'{name}' must be a text of at most 200 characters")
+                limit = MAX_NOTES if name == "note" else 64
+                if not isinstance(value, str) or len(value) > limit:
+                    raise Refused(f"'{name}' must be a text of at most {limit} characters")
             summary = await _crm(store.change_ticket(ticket_id, agent, **changes))
             if isinstance(body.get("call_id"), str):
                 await _crm(store.link_contact(ticket_id, body["call_id"], agent))

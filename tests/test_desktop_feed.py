@@ -147,6 +147,14 @@ async def test_an_agent_works_a_call_from_the_desktop_and_the_wrap_up_lands_in_t
     await until(lambda: any(f.get("state") == "resumed" for f in me.of("call")), 5, "resumed")
     ticket = await asked(me, "ticket", call_id=call.linkedid, subject="Router <b>broken</b>", kind="complaint")
     assert ticket["ok"] and ticket["ticket"]["subject"] == "Router <b>broken</b>"
+    changed = await asked(me, "ticket", ticket_id=ticket["ticket"]["id"], priority="high", note="Customer called back")
+    assert changed["ok"] and changed["ticket"]["priority"] == "high", changed
+    refused = await asked(me, "ticket", ticket_id=ticket["ticket"]["id"], subject="renamed")
+    assert refused["ok"] is False and "not subject" in refused["error"]
+    refused = await asked(me, "ticket", ticket_id=ticket["ticket"]["id"], status="no-such-status")
+    assert refused["ok"] is False and "status" in refused["error"], refused
+    missing = await asked(me, "ticket", ticket_id=999999, priority="low")
+    assert missing["ok"] is False and "999999" in missing["error"], missing
     await until(lambda: any(f.get("state") == "ended" for f in me.of("call")), 15, "the call to end")
     await until(lambda: root.acd.distributor.agent("6001").state.value == "wrap-up", 5, "wrap-up")
     done = await asked(me, "wrap_up", call_id=call.linkedid, disposition="resolved", notes="Reset the router. 已解决")
