@@ -431,3 +431,195 @@ async def test_a_relayed_command_that_waited_too_long_is_not_run_by_a_later_lead
     assert await late.tick() is True
     assert json.loads(await lonely.relay("fresh", 5.0)) == {}
     assert handled == ["fresh"]
+
+
+# -- broadcasts from the leader to every daemon ---------------------------------------------------------------------
+
+class Heard:
+    """An ``on_broadcast`` handler that keeps what it hears."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def __call__(self, text: str) -> None:
+        self.texts.append(text)
+
+    async def until(self, predicate, timeout: float = 5.0, what: str = "a broadcast") -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate(self.texts):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}; heard {self.texts}")
+            await asyncio.sleep(0.02)
+
+
+@in_asyncio
+async def test_a_daemon_never_hears_its_own_broadcast(coordinators):
+    """In process there is nobody else (publish does nothing); with Redis the sender's own subscription skips
+    what it published itself, while a witness daemon does hear it."""
+    own = Heard()
+    one = coordinators.new("one")
+    await one.start(echo("one"), own)
+    assert await one.tick() is True
+    witness = Heard()
+    if coordinators.kind == "redis":
+        other = coordinators.new("other")
+        await other.start(echo("other"), witness)
+    one.publish("mine")
+    one.publish("mine too")
+    if coordinators.kind == "redis":
+        await witness.until(lambda texts: len(texts) == 2)
+        assert witness.texts == ["mine", "mine too"]
+    await asyncio.sleep(0.2)
+    assert own.texts == []
+
+
+@in_asyncio
+async def test_a_broadcast_reaches_every_other_daemon_in_the_order_published(redis_coordinators):
+    """The leader publishes 200 messages (non-ASCII, with newlines): both followers hear all of them, in order,
+    unchanged."""
+    leader = redis_coordinators.new("leader")
+    await leader.start(echo("leader"), Heard())
+    heard = {name: Heard() for name in ("f1", "f2")}
+    for name, handler in heard.items():
+        await redis_coordinators.new(name).start(echo(name), handler)
+    assert await leader.tick() is True
+    sent = [json.dumps({"n": n, "who": "王芳"}, ensure_ascii=False) + ("\nsecond line" if n % 7 == 0 else "")
+            for n in range(200)]
+    for text in sent:
+        leader.publish(text)
+    for handler in heard.values():
+        await handler.until(lambda texts: len(texts) >= 200, what="200 broadcasts")
+        assert handler.texts == sent
+    assert leader.broadcasts_dropped == 0
+
+
+@in_asyncio
+async def test_a_coordinator_started_without_a_handler_does_not_subscribe(redis_url):
+    """``start(on_command)`` alone (the CLI's way): no subscription is made, and publishing still works."""
+    made = Coordinators("redis", redis_url)
+    try:
+        quiet, loud = made.new("quiet"), made.new("loud")
+        heard = Heard()
+        await quiet.start(echo("quiet"))
+        await loud.start(echo("loud"), heard)
+        quiet.publish("hello")
+        await heard.until(lambda texts: texts == ["hello"])
+        import redis.asyncio as aioredis
+
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            assert (await client.pubsub_numsub(f"{made.prefix}events")) == [(f"{made.prefix}events", 1)]
+        finally:
+            await client.aclose()
+    finally:
+        await made.stop_all()
+
+
+@in_asyncio
+async def test_other_centers_broadcasts_are_not_heard(redis_url):
+    """The channel is per prefix: a daemon of another center hears nothing of this one's leader."""
+    here, there = Coordinators("redis", redis_url), Coordinators("redis", redis_url)
+    try:
+        leader, follower, stranger = here.new("leader"), here.new("follower"), there.new("stranger")
+        ours, theirs = Heard(), Heard()
+        await leader.start(echo("leader"))
+        await follower.start(echo("follower"), ours)
+        await stranger.start(echo("stranger"), theirs)
+        leader.publish("for us")
+        await ours.until(lambda texts: texts == ["for us"])
+        await asyncio.sleep(0.2)
+        assert theirs.texts == []
+    finally:
+        await here.stop_all()
+        await there.stop_all()
+
+
+@in_asyncio
+async def test_a_followers_subscription_survives_a_dropped_connection(redis_coordinators, redis_url):
+    """Redis drops every subscribed connection (CLIENT KILL TYPE pubsub): the follower subscribes again by
+    itself and hears the leader's next broadcasts (those published while it was not subscribed are lost)."""
+    import redis.asyncio as aioredis
+
+    leader, follower = redis_coordinators.new("leader"), redis_coordinators.new("follower")
+    heard = Heard()
+    await leader.start(echo("leader"))
+    await follower.start(echo("follower"), heard)
+    leader.publish("before")
+    await heard.until(lambda texts: texts == ["before"])
+    admin = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        killed = await admin.client_kill_filter(_type="pubsub")
+        assert killed >= 1
+    finally:
+        await admin.aclose()
+    deadline = time.monotonic() + 10
+    n = 0
+    while not any(t.startswith("after") for t in heard.texts):     # resubscribing takes a moment
+        assert time.monotonic() < deadline, f"no broadcast heard after the drop: {heard.texts}"
+        leader.publish(f"after {n}")
+        n += 1
+        await asyncio.sleep(0.1)
+    leader.publish("last")
+    await heard.until(lambda texts: texts[-1:] == ["last"])
+    afters = [t for t in heard.texts if t.startswith("after")]
+    assert afters == sorted(afters, key=lambda t: int(t.split()[1]))      # still in order
+
+
+@in_asyncio
+async def test_a_broadcast_handler_that_raises_does_not_stop_the_subscription(redis_coordinators):
+    """A handler failing on one message (logged) still gets the next ones."""
+    leader, follower = redis_coordinators.new("leader"), redis_coordinators.new("follower")
+    heard = Heard()
+
+    def fussy(text: str) -> None:
+        heard(text)
+        if text == "bad":
+            raise ValueError("cannot read that")
+
+    await leader.start(echo("leader"))
+    await follower.start(echo("follower"), fussy)
+    for text in ("bad", "good"):
+        leader.publish(text)
+    await heard.until(lambda texts: texts == ["bad", "good"])
+
+
+@in_asyncio
+async def test_broadcasts_while_redis_is_unreachable_are_dropped_not_sent_late(redis_coordinators):
+    """With the publishing connection broken, messages are counted as dropped; the publisher carries on
+    and later messages are delivered."""
+    leader, follower = redis_coordinators.new("leader"), redis_coordinators.new("follower")
+    heard = Heard()
+    await leader.start(echo("leader"))
+    await follower.start(echo("follower"), heard)
+    real = leader._redis.publish
+
+    async def broken(*args, **kwargs):
+        raise ConnectionError("Redis is down")
+
+    leader._redis.publish = broken
+    try:
+        leader.publish("lost 1")
+        leader.publish("lost 2")
+        deadline = time.monotonic() + 5
+        while leader.broadcasts_dropped < 2:
+            assert time.monotonic() < deadline, leader.broadcasts_dropped
+            await asyncio.sleep(0.02)
+    finally:
+        leader._redis.publish = real
+    leader.publish("found")
+    await heard.until(lambda texts: texts == ["found"])
+
+
+@in_asyncio
+async def test_a_stopped_coordinator_publishes_nothing_and_hears_nothing(redis_coordinators):
+    """After ``stop`` a coordinator's publish is dropped and its handler is no longer called."""
+    one, two = redis_coordinators.new("one"), redis_coordinators.new("two")
+    heard_one, heard_two = Heard(), Heard()
+    await one.start(echo("one"), heard_one)
+    await two.start(echo("two"), heard_two)
+    await stop_within(one, 3.0)
+    one.publish("from the grave")
+    two.publish("anyone?")
+    await asyncio.sleep(0.3)
+    assert heard_one.texts == [] and heard_two.texts == []
+    assert one.broadcasts_dropped == 1

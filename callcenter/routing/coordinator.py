@@ -19,7 +19,11 @@ paused process whose lease ran out):
 
 Agent commands given to a daemon that does not lead (a desktop or the CLI
 connected to it) are relayed through a Redis list to the leader, which
-answers on a per-command reply list.  Hand-offs from the IVR (which queue,
+answers on a per-command reply list.  What the leader's desktops see (offers,
+agents' states, the wallboard's figures) it broadcasts to every daemon on the
+Redis channel ``<prefix>events`` (``publish``), so that a desktop connected to
+any daemon gets its screen pop; each message carries the sender's id, and a
+daemon never hears its own.  Hand-offs from the IVR (which queue,
 skills, priority; the caller is not in ``cc-wait`` yet) are kept in Redis
 for the leader to pick up when the caller arrives there.
 
@@ -34,6 +38,7 @@ import json
 import logging
 import time
 import uuid
+from collections import deque
 from typing import Any, Awaitable, Callable, Protocol
 
 logger = logging.getLogger(__name__)
@@ -64,15 +69,23 @@ if redis.call('GET', KEYS[2]) == ARGV[2] then n = n + redis.call('DEL', KEYS[2])
 return n
 """
 
+#: After a failed subscription, wait this long before subscribing again (doubling up to the cap).
+LISTEN_BACKOFF_S = (0.5, 5.0)
+#: Broadcasts waiting to be sent while Redis is slow or down; the oldest are dropped beyond it.
+OUTBOX_MAX = 1000
+
 CommandHandler = Callable[[str], Awaitable[str]]
+#: ``on_broadcast(text)``: a message another daemon published (never this daemon's own).
+BroadcastHandler = Callable[[str], None]
 
 
 class Coordinator(Protocol):
     daemon_id: str
     leader: bool
 
-    async def start(self, on_command: CommandHandler) -> None: ...
+    async def start(self, on_command: CommandHandler, on_broadcast: BroadcastHandler | None = None) -> None: ...
     async def stop(self) -> None: ...
+    def publish(self, text: str) -> None: ...
     async def tick(self) -> bool: ...
     async def save_snapshot(self, text: str) -> None: ...
     async def load_snapshot(self) -> str | None: ...
@@ -107,11 +120,14 @@ class InProcessCoordinator:
         self._on_command: CommandHandler | None = None
         self._reserved: dict[str, tuple[str, float]] = {}   # key -> (holder, expiry on the clock)
 
-    async def start(self, on_command: CommandHandler) -> None:
+    async def start(self, on_command: CommandHandler, on_broadcast: BroadcastHandler | None = None) -> None:
         self._on_command = on_command
 
     async def stop(self) -> None:
         return None
+
+    def publish(self, text: str) -> None:
+        """Nobody else to tell: a single daemon's own listeners already had it."""
 
     async def tick(self) -> bool:
         return True
@@ -197,23 +213,46 @@ class RedisCoordinator:
         self._renew = self._redis.register_script(RENEW)
         self._reserve = self._redis.register_script(RESERVE)
         self._release = self._redis.register_script(RELEASE)
+        # a subscribed connection only reads: its own client; a PING every 10 s finds a dead link
+        self._subscriber = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5,
+                                                   socket_timeout=None, health_check_interval=10)
+        self._channel = f"{prefix}events"
         self._on_command: CommandHandler | None = None
+        self._on_broadcast: BroadcastHandler | None = None
         self._consumer: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self._outbox: deque[str] = deque()
+        self._outbox_filled = asyncio.Event()
+        self._publish_failing = False
+        #: Broadcasts not sent (Redis unreachable, or too many waiting), since the start.
+        self.broadcasts_dropped = 0
+        if "\n" in self.daemon_id:
+            raise ValueError(f"a daemon id is one line, not {self.daemon_id!r}")
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
 
-    async def start(self, on_command: CommandHandler) -> None:
+    async def start(self, on_command: CommandHandler, on_broadcast: BroadcastHandler | None = None) -> None:
+        """Check Redis answers; with ``on_broadcast``, subscribe to the other daemons' broadcasts before
+        returning (then kept subscribed, across dropped connections, until ``stop``)."""
         self._on_command = on_command
         await self._redis.ping()
+        if on_broadcast is not None:
+            self._on_broadcast = on_broadcast
+            pubsub = await self._subscribe()
+            self._listener = asyncio.ensure_future(self._listen(pubsub))
+        self._sender = asyncio.ensure_future(self._send())
 
     async def stop(self) -> None:
         was_leader, self.leader = self.leader, False    # the consumer loop ends on its next turn
-        if self._consumer is not None and not self._consumer.done():
-            self._consumer.cancel()
+        tasks = {t for t in (self._consumer, self._listener, self._sender) if t is not None and not t.done()}
+        for task in tasks:
+            task.cancel()
+        if tasks:
             # a cancellation can be lost inside redis-py's wait_for on Python 3.11 (CPython gh-86296):
             # wait a bounded time, never forever
-            await asyncio.wait({self._consumer}, timeout=2)
+            await asyncio.wait(tasks, timeout=2)
         if was_leader:
             try:  # hand routing over at once rather than after the lease runs out
                 await self._redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then "
@@ -223,6 +262,7 @@ class RedisCoordinator:
                 logger.warning("could not give up the ACD leader lease; it expires in %d ms", self._lease_ms)
         await self._redis.aclose()
         await self._blocking.aclose()
+        await self._subscriber.aclose()
 
     async def tick(self) -> bool:
         """Renew the lease, or take it if nobody holds it; whether this daemon leads now."""
@@ -317,3 +357,100 @@ class RedisCoordinator:
             answer = await self._on_command(command)
             await self._redis.rpush(self._key("reply", ident), answer)
             await self._redis.expire(self._key("reply", ident), 30)
+
+    # -- broadcasts ------------------------------------------------------------------------------------
+    def publish(self, text: str) -> None:
+        """Broadcast ``text`` to the other daemons (``PUBLISH <prefix>events``), in the order published.
+
+        Returns at once: one task sends the messages one after the other.  A message is not kept for a
+        daemon that is not listening; while Redis is unreachable, messages are dropped (counted in
+        ``broadcasts_dropped``), never sent late."""
+        if self._sender is None or self._sender.done():
+            self.broadcasts_dropped += 1
+            return
+        if len(self._outbox) >= OUTBOX_MAX:
+            self._outbox.popleft()
+            self.broadcasts_dropped += 1
+        self._outbox.append(f"{self.daemon_id}\n{text}")
+        self._outbox_filled.set()
+
+    async def _send(self) -> None:
+        while True:
+            await self._outbox_filled.wait()
+            self._outbox_filled.clear()
+            while self._outbox:
+                try:
+                    await self._redis.publish(self._channel, self._outbox[0])
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.broadcasts_dropped += len(self._outbox)
+                    self._outbox.clear()
+                    if not self._publish_failing:
+                        logger.warning("ACD broadcasts to the other daemons dropped: %s", exc)
+                    self._publish_failing = True
+                    break
+                self._outbox.popleft()
+                if self._publish_failing:
+                    self._publish_failing = False
+                    logger.info("ACD broadcasts reach the other daemons again")
+
+    async def _subscribe(self) -> Any:
+        pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self._channel)
+        except BaseException:
+            await _close_quietly(pubsub)
+            raise
+        return pubsub
+
+    async def _listen(self, pubsub: Any) -> None:
+        """Hand each broadcast of another daemon to ``on_broadcast``; subscribe again after a failure.
+
+        redis-py reconnects and resubscribes by itself after a dropped connection; when that fails too,
+        this loop starts a new subscription, waiting longer after each failure (``LISTEN_BACKOFF_S``).
+        Messages published while no connection is subscribed are lost."""
+        delay = LISTEN_BACKOFF_S[0]
+        try:
+            while True:
+                try:
+                    if pubsub is None:
+                        pubsub = await self._subscribe()
+                        logger.info("listening to the ACD broadcasts again")
+                        delay = LISTEN_BACKOFF_S[0]
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    logger.warning("ACD broadcasts not received (%s); subscribing again in %.1f s", exc, delay)
+                    if pubsub is not None:
+                        await _close_quietly(pubsub)
+                        pubsub = None
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, LISTEN_BACKOFF_S[1])
+                    continue
+                if message is not None and message.get("type") == "message":
+                    self._heard(message["data"])
+        finally:
+            if pubsub is not None:
+                await _close_quietly(pubsub)
+
+    def _heard(self, data: Any) -> None:
+        sender, newline, text = str(data).partition("\n")
+        if not newline:
+            logger.error("dropped an ACD broadcast without its sender: %.200r", data)
+            return
+        if sender == self.daemon_id:
+            return
+        assert self._on_broadcast is not None
+        try:
+            self._on_broadcast(text)
+        except Exception:
+            logger.exception("an ACD broadcast from %s could not be handled", sender)
+
+
+async def _close_quietly(pubsub: Any) -> None:
+    try:
+        await pubsub.aclose()
+    except Exception as exc:
+        logger.debug("closing an ACD broadcast subscription: %s", exc)
