@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from acd import inputs as inp
 from agent_desktop.scope import Scope
+from callcenter.aio import resolved
 from callcenter.routing.call_actions import ActionRefused
 from crm_core.errors import CrmError
 
@@ -134,7 +135,7 @@ class DesktopActions:
         if notes is not None and (not isinstance(notes, str) or len(notes) > MAX_NOTES):
             raise Refused(f"'notes' is a text of at most {MAX_NOTES} characters")
         if disposition is not None or notes is not None:
-            contact = await _crm(self._store().contact(call_id))
+            contact = await resolved(self._store().contact(call_id))
             if contact is None:
                 raise Refused(f"no call {call_id} in the contact log")
             if contact.agent not in (None, agent):
@@ -151,21 +152,21 @@ class DesktopActions:
 
     # -- the agent's call ----------------------------------------------------------------------------
     async def _hold(self, agent: str, body: dict[str, Any]) -> dict[str, Any]:
-        return {"call_id": await _in_asyncio(self._calls().hold(agent))}
+        return {"call_id": await resolved(self._calls().hold(agent))}
 
     async def _unhold(self, agent: str, body: dict[str, Any]) -> dict[str, Any]:
-        return {"call_id": await _in_asyncio(self._calls().unhold(agent))}
+        return {"call_id": await resolved(self._calls().unhold(agent))}
 
     async def _hangup(self, agent: str, body: dict[str, Any]) -> dict[str, Any]:
-        return {"call_id": await _in_asyncio(self._calls().hangup(agent))}
+        return {"call_id": await resolved(self._calls().hangup(agent))}
 
     async def _transfer(self, agent: str, body: dict[str, Any]) -> dict[str, Any]:
         target = _text(body, "target")
         kind = _text(body, "kind", 16, required=False) or "blind"
-        return {"call_id": await _in_asyncio(self._calls().transfer(agent, target, kind))}
+        return {"call_id": await resolved(self._calls().transfer(agent, target, kind))}
 
     async def _dial(self, agent: str, body: dict[str, Any]) -> dict[str, Any]:
-        await _in_asyncio(self._calls().dial(agent, _text(body, "number", 32)))
+        await resolved(self._calls().dial(agent, _text(body, "number", 32)))
         return {}
 
     # -- CRM -----------------------------------------------------------------------------------------
@@ -186,9 +187,9 @@ class DesktopActions:
                 limit = MAX_NOTES if name == "note" else 64
                 if not isinstance(value, str) or len(value) > limit:
                     raise Refused(f"'{name}' must be a text of at most {limit} characters")
-            summary = await _crm(store.change_ticket(ticket_id, agent, **changes))
+            summary = await resolved(store.change_ticket(ticket_id, agent, **changes))
             if isinstance(body.get("call_id"), str):
-                await _crm(store.link_contact(ticket_id, body["call_id"], agent))
+                await resolved(store.link_contact(ticket_id, body["call_id"], agent))
             return {"ticket": _plain(summary)}
         customer_id = body.get("customer_id")
         if customer_id is not None and (isinstance(customer_id, bool) or not isinstance(customer_id, int)):
@@ -197,7 +198,7 @@ class DesktopActions:
         if description is not None and (not isinstance(description, str) or len(description) > MAX_NOTES):
             raise Refused(f"'description' is a text of at most {MAX_NOTES} characters")
         call_id = body.get("call_id") if isinstance(body.get("call_id"), str) else None
-        summary = await _crm(store.open_ticket(NewTicket(
+        summary = await resolved(store.open_ticket(NewTicket(
             kind=_text(body, "kind", 32, required=False) or "consultation", subject=_text(body, "subject", 200),
             created_by=agent, customer_id=customer_id, description=description,
             linkedids=(call_id,) if call_id else (),
@@ -205,18 +206,18 @@ class DesktopActions:
         return {"ticket": _plain(summary)}
 
     async def _search(self, agent: str, body: dict[str, Any]) -> dict[str, Any]:
-        found = await _crm(self._store().search(_text(body, "query", 100)))
+        found = await resolved(self._store().search(_text(body, "query", 100)))
         return {"customers": _plain(list(found))}
 
     async def _history(self, agent: str, body: dict[str, Any]) -> dict[str, Any]:
         customer_id = body.get("customer_id")
         if isinstance(customer_id, bool) or not isinstance(customer_id, int):
             raise Refused("'customer_id' is a number")
-        return {"history": _plain(await _crm(self._store().history(customer_id)))}
+        return {"history": _plain(await resolved(self._store().history(customer_id)))}
 
     # -- supervisors ---------------------------------------------------------------------------------
     async def _spy(self, supervisor: str, body: dict[str, Any]) -> dict[str, Any]:
-        return {"call_id": await _in_asyncio(self._calls().spy(supervisor, _text(body, "agent"),
+        return {"call_id": await resolved(self._calls().spy(supervisor, _text(body, "agent"),
                                                                _text(body, "mode", 16)))}
 
     async def _force_state(self, supervisor: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -228,15 +229,3 @@ class DesktopActions:
         if state == "not-ready":
             return await self._acd_command(inp.SetNotReady(agent, "forced"))
         raise Refused("'state' is not-ready or logged-out")
-
-
-async def _in_asyncio(aw: Any) -> Any:
-    """An asyncio coroutine awaited from here (this module runs as asyncio tasks)."""
-    return await aw
-
-
-async def _crm(d: Any) -> Any:
-    """The result of a CRM store call (a Deferred), awaited on the asyncio loop."""
-    import asyncio
-
-    return await d.asFuture(asyncio.get_running_loop())

@@ -100,12 +100,7 @@ def pop_payload(context: PopContext, view: Any = None, matches: tuple[Any, ...] 
 
 async def build_pop(store: Any, context: PopContext) -> dict[str, Any]:
     """Fetch the records from the CRM store (Deferreds, awaited on the asyncio loop) and build the pop."""
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-
-    async def wait(d: Any) -> Any:
-        return await d.asFuture(loop)
+    from callcenter.aio import resolved as wait
 
     contact = await wait(store.contact(context.call_id))
     customer_id = context.customer_id or (contact.customer_id if contact else None)

@@ -29,7 +29,7 @@ from agent_desktop import auth, messages
 from agent_desktop.actions import ACTIONS, SUPERVISOR_ROLES
 from agent_desktop.hub import AcdPort, Desktop, GhostWatch, Hub
 from agent_desktop.scope import Scope, scope_for
-from callcenter.aio import as_deferred
+from callcenter.aio import as_deferred, resolved
 from callcenter.config import DesktopConfig
 from callcenter.service import AsyncService
 
@@ -165,7 +165,7 @@ class DesktopService(AsyncService):
         if self._check_password is None:
             return _json(http.HTTPStatus.SERVICE_UNAVAILABLE, {"error": "logins are not available (no CRM)"})
         try:
-            agent = await self._check_password(username, password).asFuture(asyncio.get_running_loop())
+            agent = await resolved(self._check_password(username, password))
         except Exception:
             logger.exception("desktop login of %r: the CRM failed", username)
             return _json(http.HTTPStatus.SERVICE_UNAVAILABLE, {"error": "the CRM is not available; try again"})

@@ -61,3 +61,13 @@ def as_deferred(aw: Awaitable[T] | Coroutine[Any, Any, T]) -> "Deferred[T]":
 def as_future(d: "Deferred[T]", loop: asyncio.AbstractEventLoop | None = None) -> "asyncio.Future[T]":
     """Wrap a Deferred so that asyncio code can await it."""
     return d.asFuture(loop or asyncio.get_event_loop())
+
+
+async def resolved(value: Any) -> Any:
+    """What ``value`` comes to, awaited in an asyncio task: a coroutine's or an asyncio future's result,
+    a Deferred's result (a CRM store call), or ``value`` itself when it is neither."""
+    if asyncio.iscoroutine(value) or asyncio.isfuture(value):
+        return await value
+    if isinstance(value, Deferred):
+        return await value.asFuture(asyncio.get_running_loop())
+    return value

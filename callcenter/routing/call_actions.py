@@ -32,6 +32,7 @@ import re
 from typing import Any
 
 from acd import events as ev
+from callcenter.aio import resolved
 from callcenter.asterisk import channel_vars as cv
 
 logger = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class CallActions:
             queue = target[len("queue:"):]
             if kind != "blind":
                 raise ActionRefused("a transfer to a queue is blind")
-            if not await _waited(self._acd.prepare_handoff(call.call_id, queue, (), 0, None)):
+            if not await resolved(self._acd.prepare_handoff(call.call_id, queue, (), 0, None)):
                 raise ActionRefused(f"{queue!r} is not a queue the daemon routes")
             await self._send("Redirect", [("Channel", call.caller_channel), ("Context", cv.CONTEXT_WAIT),
                                           ("Exten", "s"), ("Priority", "1")])
@@ -152,9 +153,3 @@ class CallActions:
                                        ("Variable", f"{cv.CC_SPY_TARGET}={call.agent_channel}")])
         logger.info("call %s: supervisor %s %ss to agent %s", call.call_id, supervisor, mode, agent)
         return call.call_id
-
-
-async def _waited(value: Any) -> Any:
-    from callcenter.routing.service import wait_for_value
-
-    return await wait_for_value(value)
