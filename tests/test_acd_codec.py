@@ -214,3 +214,114 @@ def test_a_snapshot_missing_a_field_is_refused_by_name():
 def test_a_snapshot_that_is_not_json_or_not_an_object_is_refused(text):
     """Not JSON, or JSON that is not an object: a ValueError (never a TypeError or KeyError)."""
     refused(text, codec.decode_snapshot)
+
+
+# -- effects and the leader's broadcasts ----------------------------------------------------------------------------
+
+from acd import effects as fx  # noqa: E402
+from acd.stats import Bucket  # noqa: E402
+
+#: One of each effect, optional fields set away from their defaults where they have one.
+EFFECTS: list[fx.Effect] = [
+    fx.Offer("1700000000.1", "1001", "PJSIP/1001", "support", 15.0, wait_seconds=3.5),
+    fx.Offer("cb:7", "1002", "PJSIP/1002", "sales", 20.0, "callback", "cb-7", 61.0),
+    fx.AgentChanged("1001", AgentState.RESERVED, None, AgentState.READY, None, 42.5, 1_700_000_100.0,
+                    "1700000000.1"),
+    fx.AgentChanged("1003", AgentState.NOT_READY, "午饭", AgentState.WRAP_UP, None, 7.0, 1_700_000_101.0),
+    fx.Fallback("1700000000.2", "support", "max-wait", "voicemail", 300.0),
+    fx.Overflowed("1700000000.3", "support", "sales", 60.0),
+    fx.Relaxed("1700000000.4", "support", 30.0),
+]
+QUEUE_ROWS = [{"queue": "support", "waiting": 2, "longest_wait": 12.5, "answered": 7, "service_level": 0.8571,
+               "agents_by_state": {"ready": 1, "on-call": 2}},
+              {"queue": "sales", "waiting": 0, "longest_wait": 0.0, "answered": 0, "service_level": None,
+               "agents_by_state": {}}]
+AGENT_ROWS = [{"agent": "1001", "state": "on-call", "reason": None, "seconds": 31.2, "queues": ["support"]},
+              {"agent": "王芳", "state": "logged-out", "reason": None, "seconds": None, "queues": []}]
+CHART = {"support": (Bucket(28_333_000, 2, 5, 4, 1), Bucket(28_333_001, 3, 1, 1, 0)), "sales": ()}
+
+
+def test_every_effect_type_has_a_sample():
+    assert {type(e) for e in EFFECTS} == set(typing.get_args(fx.Effect))
+
+
+@pytest.mark.parametrize("effect", EFFECTS, ids=lambda e: f"{type(e).__name__}-{getattr(e, 'kind', '')}")
+def test_an_effect_comes_back_equal(effect):
+    """encode_effect then decode_effect gives an equal effect of the same type (agent states as enums)."""
+    text = codec.encode_effect(effect)
+    assert json.loads(text)["type"] == type(effect).__name__
+    again = codec.decode_effect(text)
+    assert again == effect and type(again) is type(effect)
+
+
+def test_a_batch_of_effects_comes_back_equal_and_in_order():
+    text = codec.encode_effects_broadcast(EFFECTS)
+    assert codec.decode_broadcast(text) == codec.EffectsBroadcast(tuple(EFFECTS))
+    assert codec.decode_broadcast(codec.encode_effects_broadcast([])) == codec.EffectsBroadcast(())
+
+
+def test_figures_come_back_equal():
+    """Queue rows and agent rows as they were (every field, non-ASCII too), the chart's buckets per queue."""
+    for full in (True, False):
+        text = codec.encode_figures_broadcast(QUEUE_ROWS, AGENT_ROWS, CHART, full)
+        got = codec.decode_broadcast(text)
+        assert got == codec.FiguresBroadcast(tuple(QUEUE_ROWS), tuple(AGENT_ROWS), CHART, full)
+
+
+def effects_text(*items) -> str:
+    return json.dumps({"effects": list(items)})
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    (effects_text({"type": "Offer", "data": {"call_id": "c", "agent": "1001", "interface": "PJSIP/1001",
+                                            "queue": "q", "ring_seconds": "15"}}), "effects[0].Offer.ring_seconds"),
+    (effects_text({"type": "Offer", "data": {"call_id": "c", "agent": "1001", "interface": "PJSIP/1001",
+                                            "queue": "q", "ring_seconds": 15, "kind": "fax"}}), "effects[0].Offer.kind"),
+    (effects_text(json.loads(codec.encode_effect(EFFECTS[0])),
+                  {"type": "AgentChanged", "data": {**json.loads(codec.encode_effect(EFFECTS[2]))["data"],
+                                                    "state": "asleep"}}), "effects[1].AgentChanged.state"),
+    (effects_text({"type": "AgentChanged", "data": {"agent": "1001"}}), "effects[0].AgentChanged"),
+    (effects_text({"type": "Login", "data": {"agent": "1001"}}), "effects[0]: unknown ACD effect 'Login'"),
+    (effects_text({"type": "Offer", "data": {}, "extra": 1}), "extra"),
+    (effects_text("Offer"), "unknown ACD effect"),
+    (json.dumps({"effects": {"type": "Offer"}}), "effects: expected a list"),
+    (json.dumps({"effect": []}), "unknown ACD broadcast"),
+    (json.dumps({"effects": [], "figures": {}}), "unknown ACD broadcast"),
+    (json.dumps([1, 2]), "unknown ACD broadcast"),
+    ("null", "unknown ACD broadcast"),
+    ("{", "not JSON"),
+    (b"\xff", "not JSON"),
+])
+def test_a_malformed_effects_broadcast_is_refused_by_name(text, named):
+    assert named in refused(text, codec.decode_broadcast)
+
+
+def figures_text(change) -> str:
+    data = json.loads(codec.encode_figures_broadcast(QUEUE_ROWS, AGENT_ROWS, CHART, True))
+    change(data["figures"])
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize(("change", "named"), [
+    (lambda f: f.pop("agents"), "figures: missing fields ['agents']"),
+    (lambda f: f.update(colour="red"), "figures: unknown fields ['colour']"),
+    (lambda f: f.update(queues={}), "figures.queues: expected a list"),
+    (lambda f: f["queues"].append("sales"), "figures.queues[2]: expected an object"),
+    (lambda f: f["queues"][1].pop("queue"), "figures.queues[1]: missing field 'queue'"),
+    (lambda f: f["queues"][0].update(waiting="2"), "figures.queues[0].waiting"),
+    (lambda f: f["queues"][0].update(longest_wait=None), "figures.queues[0].longest_wait"),
+    (lambda f: f["agents"][1].update(agent=7), "figures.agents[1].agent"),
+    (lambda f: f["agents"][0].update(seconds="31"), "figures.agents[0].seconds"),
+    (lambda f: f["agents"][0].pop("state"), "figures.agents[0]: missing field 'state'"),
+    (lambda f: f.update(chart=[]), "figures.chart: expected an object"),
+    (lambda f: f["chart"].update(full="yes"), "figures.chart.full"),
+    (lambda f: f["chart"].update(queues=[]), "figures.chart.queues: expected an object"),
+    (lambda f: f["chart"]["queues"].update(support={}), "figures.chart.queues.support: expected a list"),
+    (lambda f: f["chart"]["queues"]["support"].append([1, 2]), "figures.chart.queues.support[2]"),
+    (lambda f: f["chart"]["queues"]["support"][0].__setitem__(2, -1), "figures.chart.queues.support[0].answered"),
+    (lambda f: f["chart"]["queues"]["support"][1].__setitem__(0, 1.5), "figures.chart.queues.support[1].minute"),
+    (lambda f: f["chart"]["queues"]["support"][1].__setitem__(1, True), "figures.chart.queues.support[1].waiting_max"),
+])
+def test_malformed_figures_are_refused_by_name(change, named):
+    """The fields a daemon reads (row keys, the times it ages, the chart's counts) are checked, with their path."""
+    assert named in refused(figures_text(change), codec.decode_broadcast)
