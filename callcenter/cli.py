@@ -77,29 +77,36 @@ def run(config_path: str) -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False), default="demo-data", show_default=True,
               help="Where the demo keeps its SQLite CRM, contact journal and editable flows.")
 @click.option("--desktop-port", type=int, default=8080, show_default=True)
+@click.option("--api-port", type=int, default=8081, show_default=True,
+              help="The REST API for integrations (0: off).")
 @click.option("--agi-port", type=int, default=4573, show_default=True)
 @click.option("--call-every", type=float, default=6.0, show_default=True, metavar="SECONDS",
               help="A simulated caller dials in this often (0: no calls).")
-def demo(duration: float | None, data_dir: str, desktop_port: int, agi_port: int, call_every: float) -> None:
+def demo(duration: float | None, data_dir: str, desktop_port: int, api_port: int, agi_port: int,
+         call_every: float) -> None:
     """Run the whole server on embedded defaults (SQLite, in-process state)
     against a simulated Asterisk with agents and callers."""
     from callcenter.aio import install_asyncio_reactor
 
     reactor = install_asyncio_reactor()
     from callcenter.demo import demo_config
-    from callcenter.demo_lab import DemoLab, seed_customers
+    from callcenter.demo_lab import DEMO_PASSWORD, DEMO_SUPERVISOR, DemoLab, seed_customers
     from callcenter.logging import setup_logging
 
     setup_logging("info", "text")
     lab = DemoLab(reactor, agi_port, interval=call_every or 6.0)
     ami_port = lab.start()
-    config = demo_config(Path(data_dir), desktop_port=desktop_port, agi_port=agi_port, ami_port=ami_port)
+    config = demo_config(Path(data_dir), desktop_port=desktop_port, agi_port=agi_port, ami_port=ami_port,
+                         api_port=api_port)
     seed_customers(config.crm.url, config.crm.default_region)
     if call_every > 0:
         reactor.callWhenRunning(lambda: reactor.callLater(2.0, lab.start_calling))
     reactor.addSystemEventTrigger("after", "shutdown", lab.stop)
+    api = f", REST API on http://127.0.0.1:{api_port}/api/v1/" if api_port > 0 else ""
     click.echo(f"callcenter demo: data in {Path(data_dir).resolve()}, agent desktop on "
-               f"http://127.0.0.1:{desktop_port}/ ; Ctrl-C stops it", err=True)
+               f"http://127.0.0.1:{desktop_port}/ (agents 6001-6003), wallboard on "
+               f"http://127.0.0.1:{desktop_port}/wallboard.html ({DEMO_SUPERVISOR}), password "
+               f"{DEMO_PASSWORD!r}{api} ; Ctrl-C stops it", err=True)
     sys.exit(_serve(config, run_for=duration, on_started=lab.log_agents_in))
 
 

@@ -33,6 +33,10 @@ CUSTOMERS = [
 ]
 #: Every demo customer's self-service PIN (the hotline asks for it before it reads out account data).
 DEMO_PIN = "1234"
+#: The demo's desktop logins: its agents (6001-6003) and ``supervisor``, all with this password.  The demo
+#: listens on 127.0.0.1 only; a real site sets its own with ``callcenter agents set --password-stdin``.
+DEMO_PASSWORD = "demo"
+DEMO_SUPERVISOR = "supervisor"
 #: IVR key scripts: English then an agent; billing self-service (PIN, then hear it again); Chinese
 #: complaints; support; nothing (timeouts).
 SCRIPTS = [["1", "0"], ["1", "1", DEMO_PIN, "1"], ["2", "3"], ["1", "2"], []]
@@ -80,10 +84,13 @@ def seed_acd(engine: Any) -> None:
                                                groups=(DEMO_GROUP,)))
     for exten, member_of, _ring, _talk in AGENTS:
         if exten not in have_agents:
-            thd_save_agent(engine, NewAgent(exten, f"Agent {exten}", interface=f"Local/{exten}@sim-agents/n",
-                                            skills=SKILLS[exten],
+            thd_save_agent(engine, NewAgent(exten, f"Agent {exten}", DEMO_PASSWORD,
+                                            interface=f"Local/{exten}@sim-agents/n", skills=SKILLS[exten],
                                             queues=tuple((q, 0) for q in ("support", *member_of) if q != "support")
                                             + (("support", 0),), groups=(DEMO_GROUP,)))
+    if DEMO_SUPERVISOR not in have_agents:
+        thd_save_agent(engine, NewAgent(DEMO_SUPERVISOR, "Demo supervisor", DEMO_PASSWORD, role="supervisor",
+                                        groups=(DEMO_GROUP,)))
 
 
 def seed_customers(url: str, region: str) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -159,17 +162,56 @@ def test_failed_start_exits_1_with_the_reason(tmp_path):
     assert "startup failed: fastagi failed to start:" in out
 
 
+def _demo_login(port):
+    creds = base64.b64encode(b"supervisor:demo").decode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/login", method="POST",
+                                     headers={"Authorization": f"Basic {creds}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return json.loads(answer.read())["token"]
+    except OSError:
+        return None
+
+
+def _until(probe, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = probe()
+        except OSError:
+            value = None
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def test_demo_runs_on_embedded_defaults_and_stops(tmp_path):
     """callcenter demo: the daemon on SQLite against the simulated Asterisk, with callers, stops after --duration."""
     env = {**os.environ}
     env.pop("CALLCENTER_AMI_SECRET", None)
-    out = subprocess.run([sys.executable, "-m", "callcenter", "demo", "--duration", "8", "--call-every", "1",
-                          "--data-dir", str(tmp_path / "demo"), "--desktop-port", str(free_port()),
-                          "--agi-port", str(free_port())],
-                         capture_output=True, text=True, timeout=90, env=env, cwd=tmp_path)
+    api_port, desktop_port = free_port(), free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "callcenter", "demo", "--duration", "10", "--call-every", "1",
+                             "--data-dir", str(tmp_path / "demo"), "--desktop-port", str(desktop_port),
+                             "--agi-port", str(free_port()), "--api-port", str(api_port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        # the demo's supervisor signs in on the desktop port and reads the queues from the REST API
+        token = _until(lambda: _demo_login(desktop_port), 30, "the demo's desktop login")
+        request = urllib.request.Request(f"http://127.0.0.1:{api_port}/api/v1/queues",
+                                         headers={"Authorization": f"Bearer {token}"})
+        queues = json.loads(_until(lambda: urllib.request.urlopen(request, timeout=5).read(), 10, "the REST API"))
+        assert {"support", "vip", "billing", "complaints"} <= {q["queue"] for q in queues["queues"]}, queues
+        stdout, stderr = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    out = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     assert out.returncode == 0, out.stderr
     assert "callcenter running" in out.stderr and "stopped cleanly" in out.stderr
     assert "AMI logged in as cti" in out.stderr and "demo call 1:" in out.stderr
+    assert f"REST API on http://127.0.0.1:{api_port}/api/v1/" in out.stderr
     assert "Traceback" not in out.stderr
     listed = subprocess.run([sys.executable, "-m", "callcenter", "contacts", "list", "--json", "--url",
                              f"sqlite:///{tmp_path / 'demo' / 'callcenter.db'}"],
