@@ -277,8 +277,11 @@
   $("btn-transfer").addEventListener("click", () => {
     const target = $("transfer-target").value.trim();
     if (!target) { message("transfer: enter an extension (6XXX) or queue:<name>", "error"); return; }
-    ask("transfer", {target, kind: $("transfer-kind").value},
-        () => message(`Transfer to ${target} requested.`, "ok"));
+    const kind = $("transfer-kind").value;
+    ask("transfer", {target, kind},
+        () => message(kind === "attended"
+          ? `Consulting ${target}: the caller is on hold. Hang up to complete the transfer.`
+          : `Transfer to ${target} requested.`, "ok"));
   });
   $("dial-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
