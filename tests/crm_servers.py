@@ -91,6 +91,26 @@ def crm_url(request, tmp_path, crm_templates):
     crm_templates.drop(url)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def blank_url(request, tmp_path):
+    """An empty database of its own (never migrated), on SQLite and on the session's real PostgreSQL:
+    where the upgrade tests migrate from an old revision."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'blank.db'}"
+        return
+    import psycopg
+
+    server = request.getfixturevalue("postgres_url")
+    admin = make_url(server).set(drivername="postgresql", database="postgres").render_as_string(False)
+    name = f"blank_{next(_counter)}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    yield make_url(server).set(database=name).render_as_string(False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
 @pytest.fixture
 def crm_engine(crm_url):
     from crm_core.db import make_engine

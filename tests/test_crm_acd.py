@@ -41,7 +41,7 @@ from crm_core.migrate import head_revision, thd_downgrade, thd_upgrade
 from crm_core.models import agent_queues, agents, queues
 from crm_core.records import ContactFigure, ContactRecord, DispositionCode, OpeningHours, QueueConfig
 from crm_core.seed import SeedPlan, thd_seed, thd_seed_acd
-from tests.crm_servers import crm_engine, crm_templates, crm_url  # noqa: F401 (fixtures)
+from tests.crm_servers import blank_url, crm_engine, crm_templates, crm_url  # noqa: F401 (fixtures)
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 SHANGHAI_OFFICE = OpeningHours("Asia/Shanghai", (("mon", (("08:00", "12:00"), ("13:00", "18:00"))),
@@ -314,23 +314,6 @@ def test_the_bulk_seed_adds_the_demo_acd_configuration_to_its_own(crm_engine):
 # -- the schema upgrade ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def blank_url(request, tmp_path):
-    """An empty database of its own (never migrated)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'blank.db'}"
-        return
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    server = request.getfixturevalue("postgres_url")
-    admin = make_url(server).set(drivername="postgresql", database="postgres").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS upgrade_0002 WITH (FORCE)")
-        conn.execute("CREATE DATABASE upgrade_0002")
-    yield make_url(server).set(database="upgrade_0002").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE upgrade_0002 WITH (FORCE)")
 
 
 def test_upgrade_from_0002_keeps_queues_and_memberships_and_adds_the_rules_and_callbacks(blank_url):

@@ -28,7 +28,7 @@ from crm_core.migrate import head_revision, thd_current_revision, thd_downgrade,
 from crm_core.models import agent_skills, agents, contacts, customers, metadata, tickets
 from crm_core.passwords import hash_password, verify_password
 from crm_core.records import DispositionCode, QueueConfig
-from tests.crm_servers import crm_engine, crm_templates, crm_url  # noqa: F401 (fixtures)
+from tests.crm_servers import blank_url, crm_engine, crm_templates, crm_url  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -164,23 +164,6 @@ def test_agents_table_refuses_duplicate_logins(crm_engine):
             conn.execute(insert(agents), [{"login": "a", "display_name": "A"}, {"login": "a", "display_name": "B"}])
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def blank_url(request, tmp_path):
-    """An empty database of its own (never migrated), on SQLite and on real PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'blank.db'}"
-        return
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    server = request.getfixturevalue("postgres_url")
-    admin = make_url(server).set(drivername="postgresql", database="postgres").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS upgrade_0001 WITH (FORCE)")
-        conn.execute("CREATE DATABASE upgrade_0001")
-    yield make_url(server).set(database="upgrade_0001").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE upgrade_0001 WITH (FORCE)")
 
 
 def test_upgrade_from_0001_keeps_every_row_and_adds_the_ticket_key_and_the_secret(blank_url):

@@ -33,30 +33,13 @@ from crm_core.errors import InvalidInput
 from crm_core.migrate import head_revision, thd_downgrade, thd_upgrade
 from crm_core.models import agent_groups, agents, queue_groups, queues
 from crm_core.records import QueueConfig
-from tests.crm_servers import crm_engine, crm_templates, crm_url  # noqa: F401 (fixtures)
+from tests.crm_servers import blank_url, crm_engine, crm_templates, crm_url  # noqa: F401 (fixtures)
 
 
 def run(*args: str, input: str | None = None):
     return CliRunner().invoke(cli, list(args), input=input)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def blank_url(request, tmp_path):
-    """An empty database of its own (never migrated)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'blank.db'}"
-        return
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    server = request.getfixturevalue("postgres_url")
-    admin = make_url(server).set(drivername="postgresql", database="postgres").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS upgrade_0003 WITH (FORCE)")
-        conn.execute("CREATE DATABASE upgrade_0003")
-    yield make_url(server).set(database="upgrade_0003").render_as_string(False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE upgrade_0003 WITH (FORCE)")
 
 
 # -- the schema ---------------------------------------------------------------------------------------------------
