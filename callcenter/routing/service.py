@@ -31,6 +31,17 @@ logged in and not "not ready", so Asterisk only rings agents who are really
 available.
 
 Only the leader (``coordinator``) routes; see ``callcenter.routing.coordinator``.
+
+With several daemons, desktops and wallboards may be connected to any of
+them.  The leader broadcasts (``Coordinator.publish``) the effects desktops
+show (``Offer``, ``AgentChanged``) once it has carried them out, and its
+figures (queue rows, agent rows, the queues' chart buckets) when they change
+and at least every ``REPUBLISH_EVERY`` seconds.  A daemon that does not lead
+hands the effects to its own ``subscribe`` listeners and the figures to its
+``subscribe_figures`` listeners, and answers ``agent_rows``, ``queue_rows``,
+``queue_figures`` and ``chart`` from the leader's last copy (times in state
+and waits aged by its own clock since the copy arrived).  Once it leads it
+answers from its own distributor again.
 """
 
 from __future__ import annotations
@@ -47,7 +58,7 @@ from twisted.internet.task import LoopingCall
 from acd import effects as fx
 from acd import events as ev
 from acd import inputs as inp
-from acd.stats import combined_points
+from acd.stats import Bucket, combined_points
 from acd.distributor import Distributor
 from acd.errors import AcdError
 from acd.model import AcdSetup, AgentState, AgentView, CallView, Snapshot
@@ -68,6 +79,14 @@ _DEVICE_BUSY = frozenset({"INUSE", "BUSY", "INVALID", "UNAVAILABLE", "RINGING", 
 #: Agent states whose fallback-queue member stays unpaused (Asterisk's ringinuse=no covers "on a call").
 _AVAILABLE_TO_ASTERISK = frozenset({AgentState.READY, AgentState.RESERVED, AgentState.ON_CALL, AgentState.WRAP_UP})
 RELAY_TIMEOUT = 5.0
+#: The effects the leader broadcasts to the other daemons' desktops (screen pops, agents' states).
+BROADCAST_EFFECTS = (fx.Offer, fx.AgentChanged)
+#: The leader broadcasts its figures when they change, and at least this often (a daemon started
+#: since, or one whose subscription dropped, catches up within it).
+REPUBLISH_EVERY = 2.0
+#: Every this often the broadcast figures carry every chart bucket the leader holds; in between,
+#: only the current and the previous minute's (the only ones that change).
+CHART_FULL_EVERY = 30.0
 
 
 @dataclass(frozen=True)
@@ -119,9 +138,14 @@ class AcdService(AsyncService):
         self._default_queue = default_queue
         self._tick_every, self._beat_every, self._config_every = tick_every, beat_every, config_every
         self.distributor = Distributor(AcdSetup(), reactor.seconds())
-        self._listeners: list[Callable[[Any], None]] = [self.figures.on_effect]
+        self._listeners: list[Callable[[Any], None]] = []
         self._figure_listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self._last_figures: list[dict[str, Any]] | None = None
+        #: Not leading: the leader's last broadcast figures, which the views answer from (None: own state).
+        self._copy: LeadersCopy | None = None
+        self._published: Any = None                  # the steady part of the figures last broadcast
+        self._published_at = -1e18
+        self._chart_full_at = -1e18
         self._timer: Any = None
         self._looper: LoopingCall | None = None
         self._ticking = False
@@ -146,7 +170,7 @@ class AcdService(AsyncService):
     async def start(self) -> None:
         from callcenter.aio import as_deferred
 
-        await as_deferred(self.coordinator.start(self._relayed))
+        await as_deferred(self.coordinator.start(self._relayed, self._heard))
         setup = await as_deferred(self._fetch_setup_async())
         self.distributor = Distributor(setup or AcdSetup(), self.now())
         self._thresholds()
@@ -173,14 +197,17 @@ class AcdService(AsyncService):
 
     def subscribe_figures(self, listener: Callable[[list[dict[str, Any]]], None]) -> None:
         """``listener(rows)`` with every queue's figures (``queue_rows``) when they changed, at most once a
-        ``tick_every`` (the wallboard's stream; leader only)."""
+        ``tick_every`` (the wallboard's stream).  On a daemon that does not lead: the leader's broadcast
+        figures, as they arrive."""
         self._figure_listeners.append(listener)
 
     def _push_figures(self) -> None:
+        rows = self.queue_rows()
+        if self.coordinator.leader and self._copy is None and self.coordinator.broadcasts:
+            self._publish_figures(rows)
         if not self._figure_listeners:
             return
-        rows = self.queue_rows()
-        steady = [{k: v for k, v in row.items() if k != "longest_wait"} for row in rows]
+        steady = _steady(rows, "longest_wait")
         if steady == self._last_figures and not any(row["waiting"] for row in rows):
             return
         self._last_figures = steady
@@ -191,8 +218,64 @@ class AcdService(AsyncService):
                 logger.exception("queue figures listener failed")
 
     def subscribe(self, listener: Callable[[Any], None]) -> None:
-        """``listener(effect)`` for every effect (agent states, offers, fallbacks), leader only."""
+        """``listener(effect)`` for every effect (agent states, offers, fallbacks) the distributor gives.
+        On a daemon that does not lead: the leader's broadcast ``Offer`` and ``AgentChanged`` effects."""
         self._listeners.append(listener)
+
+    def _tell(self, effect: Any) -> None:
+        for listener in self._listeners:
+            try:
+                listener(effect)
+            except Exception:
+                logger.exception("ACD listener failed on %s", type(effect).__name__)
+
+    # -- the leader's broadcasts -------------------------------------------------------------------------
+    def _publish_figures(self, queues: list[dict[str, Any]]) -> None:
+        """Leader: broadcast the figures if they changed (times in state and waits apart, which the other
+        daemons age themselves, and occupancy, which moves with time), or if the last broadcast is
+        ``REPUBLISH_EVERY`` old."""
+        now = self.now()
+        agents = self.agent_rows()
+        steady = (_steady(queues, "longest_wait"), _steady(agents, "seconds", "occupancy"))
+        full_chart = now - self._chart_full_at >= CHART_FULL_EVERY
+        if steady == self._published and now - self._published_at < REPUBLISH_EVERY and not full_chart:
+            return
+        first_minute = -1 if full_chart else int(now // 60) - 1
+        chart = {q.name: [b for b in self.figures.book.window(q.name).buckets(now) if b.minute >= first_minute]
+                 for q in self.distributor.setup.queues}
+        try:
+            text = codec.encode_figures_broadcast(queues, agents, chart, full_chart)
+        except (TypeError, ValueError):
+            logger.exception("the ACD figures cannot be broadcast")
+            return
+        self.coordinator.publish(text)
+        self._published, self._published_at = steady, now
+        if full_chart:
+            self._chart_full_at = now
+
+    def _publish_effects(self, effects: Iterable[fx.Effect]) -> None:
+        shown = [e for e in effects if isinstance(e, BROADCAST_EFFECTS)]
+        if shown and self.coordinator.leader and self.coordinator.broadcasts:
+            self.coordinator.publish(codec.encode_effects_broadcast(shown))
+
+    def _heard(self, text: str) -> None:
+        """A broadcast of the leader (another daemon): effects to the listeners, figures to the copy."""
+        if self.coordinator.leader:
+            return    # this daemon routes (the sender lost its lease): its own state is the truth
+        try:
+            message = codec.decode_broadcast(text)
+        except ValueError as exc:
+            logger.error("dropped a malformed ACD broadcast: %s: %.200r", exc, text)
+            return
+        if isinstance(message, codec.EffectsBroadcast):
+            for effect in message.effects:
+                with call_id_context(getattr(effect, "call_id", None)):
+                    self._tell(effect)
+            return
+        if self._copy is None:
+            self._copy = LeadersCopy(self.figures.book.window_hours)
+        self._copy.take(message, self.now())
+        self._push_figures()
 
     def _thresholds(self) -> None:
         self.figures.set_thresholds({q.name: q.service_level_seconds for q in self.distributor.setup.queues})
@@ -224,11 +307,14 @@ class AcdService(AsyncService):
         elif was and not leader:
             logger.warning("this daemon no longer routes calls (another daemon leads)")
             self._offers.clear()
+            self._last_figures = None     # the new leader's figures are pushed as they arrive
         now = self.now()
         if self._config_stamp is not None and now - self._last_config_check >= self._config_every:
             self._last_config_check = now
             await self._check_config()   # every daemon: its IVR hand-offs read the queues' engines
         if not leader:
+            if self._copy is not None:
+                self._push_figures()      # the waits in the leader's copy grow older: a wallboard sees them
             return
         if self.figures.roll_over(now):
             logger.info("a new day: queue and agent figures start from zero")
@@ -311,6 +397,9 @@ class AcdService(AsyncService):
             self._reconcile(now)
             self.sync_members()
         self._reschedule()
+        # answer from this distributor again, and broadcast everything at the next tick
+        self._copy, self._last_figures, self._published = None, None, None
+        self._published_at = self._chart_full_at = -1e18
 
     def _reconcile(self, now: float) -> None:
         """Bring a restored distributor in line with the calls Asterisk has now."""
@@ -350,6 +439,7 @@ class AcdService(AsyncService):
             self._reschedule()
 
     def _after(self, effects: Iterable[fx.Effect]) -> None:
+        effects = list(effects)
         self._dirty = True
         self._release_finished_offers()   # before any new offer reserves the same agent or call
         for effect in effects:
@@ -358,11 +448,12 @@ class AcdService(AsyncService):
                     self._carry_out(effect)
                 except Exception:
                     logger.exception("ACD effect %s failed", type(effect).__name__)
-            for listener in self._listeners:
-                try:
-                    listener(effect)
-                except Exception:
-                    logger.exception("ACD listener failed on %s", type(effect).__name__)
+            try:
+                self.figures.on_effect(effect)
+            except Exception:
+                logger.exception("ACD figures failed on %s", type(effect).__name__)
+            self._tell(effect)
+        self._publish_effects(effects)
         self._reschedule()
 
     def _reschedule(self) -> None:
@@ -787,7 +878,12 @@ class AcdService(AsyncService):
 
     # -- views -----------------------------------------------------------------------------
     def queue_figures(self, queue: str) -> dict[str, Any]:
-        """The live figures of ``queue`` (waiting, longest wait, service level, ASA, AHT, abandons, agents)."""
+        """The live figures of ``queue`` (waiting, longest wait, service level, ASA, AHT, abandons, agents);
+        on a daemon that does not lead, from the leader's last broadcast."""
+        if self._copy is not None:
+            row = next((r for r in self._copy.queue_rows(self.now()) if r["queue"] == queue), None)
+            if row is not None:
+                return row
         waiting = [c.enqueued_at for c in self.distributor.waiting(queue)]
         states = {a.agent: a.state for a in self.distributor.agents() if queue in a.queues}
         figures = codec.plain(self.figures.queue_figures(queue, waiting, states))
@@ -801,8 +897,11 @@ class AcdService(AsyncService):
         return figures
 
     def agent_rows(self) -> list[dict[str, Any]]:
-        """Every configured or logged-in agent: state, reason, time in state, device, queues, figures."""
+        """Every configured or logged-in agent: state, reason, time in state, device, queues, figures; on a
+        daemon that does not lead, the leader's last broadcast rows (time in state aged since)."""
         now = self.now()
+        if self._copy is not None:
+            return self._copy.agent_rows(now)
         views = {a.agent: a for a in self.distributor.agents()}
         rows = []
         names = [p.agent for p in self.distributor.setup.agents] + [a for a in views if
@@ -825,13 +924,22 @@ class AcdService(AsyncService):
         return rows
 
     def queue_rows(self) -> list[dict[str, Any]]:
+        """``queue_figures`` of every configured queue; on a daemon that does not lead, the leader's last
+        broadcast rows (longest waits aged since)."""
+        if self._copy is not None:
+            return self._copy.queue_rows(self.now())
         return [self.queue_figures(q.name) for q in self.distributor.setup.queues]
 
     def chart(self, queues: Iterable[str] | None = None, since: float | None = None) -> list[list[Any]]:
         """``[minute start, waiting, service level]`` per minute of the last hours for ``queues`` together
-        (None: every configured queue), from ``since`` on: the wallboard's chart."""
+        (None: every configured queue), from ``since`` on: the wallboard's chart.  On a daemon that does not
+        lead, from the leader's broadcast buckets (every minute once a full chart arrived, within
+        ``CHART_FULL_EVERY`` of the daemon's start; the latest minutes before)."""
         names = [q.name for q in self.distributor.setup.queues] if queues is None else list(queues)
-        points = combined_points([self.figures.book.window(name) for name in names], self.now(), since)
+        copy = self._copy
+        windows: list[Any] = ([copy.held(name) for name in names] if copy is not None
+                              else [self.figures.book.window(name) for name in names])
+        points = combined_points(windows, self.now(), since)
         return [[at, waiting, None if level is None else round(level, 4)] for at, waiting, level in points]
 
     async def query(self, name: str) -> dict[str, Any]:
@@ -867,6 +975,69 @@ class AcdService(AsyncService):
 
         task.add_done_callback(done)
         return task
+
+
+def _steady(rows: list[dict[str, Any]], *moving: str) -> list[dict[str, Any]]:
+    """``rows`` without the fields that change by themselves as time passes."""
+    return [{k: v for k, v in row.items() if k not in moving} for row in rows]
+
+
+class _Minutes:
+    """One queue's chart buckets as broadcast by the leader (``combined_points`` reads it like a Window)."""
+
+    def __init__(self, hours: float) -> None:
+        self._held = max(1, int(hours * 60))
+        self._buckets: dict[int, Bucket] = {}
+
+    def put(self, buckets: Iterable[Bucket], now: float) -> None:
+        for bucket in buckets:
+            self._buckets[bucket.minute] = bucket
+        oldest = int(now // 60) - self._held + 1
+        for minute in [m for m in self._buckets if m < oldest]:
+            del self._buckets[minute]
+
+    def buckets(self, now: float) -> list[Bucket]:
+        oldest = int(now // 60) - self._held + 1
+        return [self._buckets[m] for m in sorted(self._buckets) if m >= oldest]
+
+
+class LeadersCopy:
+    """What a daemon that does not lead knows of the leader's figures: its last broadcast rows (with the
+    time they arrived, to age them) and each queue's chart buckets."""
+
+    def __init__(self, hours: float) -> None:
+        self._hours = hours
+        self._queues: tuple[dict[str, Any], ...] = ()
+        self._agents: tuple[dict[str, Any], ...] = ()
+        self._at = 0.0
+        self._windows: dict[str, _Minutes] = {}
+
+    def take(self, message: codec.FiguresBroadcast, now: float) -> None:
+        self._queues, self._agents, self._at = message.queues, message.agents, now
+        if message.full_chart:
+            self._windows = {}
+        for queue, buckets in message.chart.items():
+            self.window(queue).put(buckets, now)
+
+    def window(self, queue: str) -> _Minutes:
+        found = self._windows.get(queue)
+        if found is None:
+            found = self._windows[queue] = _Minutes(self._hours)
+        return found
+
+    def held(self, queue: str) -> _Minutes:
+        """The buckets of ``queue`` (none for a queue the leader never sent)."""
+        return self._windows.get(queue) or _Minutes(self._hours)
+
+    def queue_rows(self, now: float) -> list[dict[str, Any]]:
+        since = max(0.0, now - self._at)
+        return [dict(row, longest_wait=round(row["longest_wait"] + since, 1)) if row["waiting"] else dict(row)
+                for row in self._queues]
+
+    def agent_rows(self, now: float) -> list[dict[str, Any]]:
+        since = max(0.0, now - self._at)
+        return [dict(row, seconds=round(row["seconds"] + since, 1)) if row["seconds"] is not None else dict(row)
+                for row in self._agents]
 
 
 async def wait_for_value(value: Any) -> Any:
