@@ -5,7 +5,9 @@ every caller's IVR runs there; daemon B listens for FastAGI on a port nobody
 calls, so it never runs an IVR session.  Both have their own AMI link and see
 every call.  Exactly one of them routes (the leader lease in Redis); the other
 relays operators' commands to it.  When the leader is killed, the other takes
-the lease over and routes the callers who were waiting.
+the lease over and routes the callers who were waiting.  An agent's desktop
+and a supervisor's wallboard connected to the daemon that does not lead see
+the leader's offers and figures (its broadcasts through Redis).
 
 The CRM is one PostgreSQL database (the session's server) for both daemons:
 the ACD setup (queues, agents) is read by both from it and both write contact
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.desktop_client import DesktopClient
 from tests.real_asterisk import Daemon, free_tcp_port, until
 from tests.util import write_acd_flows
 from tests.test_real_asterisk_acd import AGENTS, configure, dial_end, hang_up, login, state_of, wait_state
@@ -374,3 +377,70 @@ def test_a_caller_handed_off_by_the_ivr_is_routed_by_the_leader(lab, multi):
     assert [call for _, call in multi.offers(marks)] == [caller.linkedid]
     assert leader.agent("6002")["call_id"] == caller.linkedid
     hang_up(caller)
+
+
+# -- d. desktops connected to the daemon that does not lead -------------------------------------------------------
+
+SUPERVISOR = "sup-multi"
+GROUP = "floor-multi"
+
+
+def password(login: str) -> str:
+    return f"pw-{login}-multi"
+
+
+@pytest.fixture(scope="module")
+def accounts(center):
+    """Desktop passwords for 6001 and a supervisor of its group, in the center's CRM."""
+    from sqlalchemy import create_engine
+
+    from crm_core.acd_config import NewAgent, thd_save_agent
+
+    engine = create_engine(center.a.crm_url)
+    try:
+        thd_save_agent(engine, NewAgent("6001", "Agent 6001", password=password("6001"), interface="PJSIP/6001",
+                                        skills=(("english", 3),), queues=(("support", 0), ("slow", 0)),
+                                        groups=(GROUP,)))
+        thd_save_agent(engine, NewAgent(SUPERVISOR, "Supervisor of the floor", password=password(SUPERVISOR),
+                                        role="supervisor", groups=(GROUP,)))
+    finally:
+        engine.dispose()
+
+
+def test_a_desktop_and_a_wallboard_on_the_follower_see_the_call_the_leader_offers(lab, multi, accounts):
+    """6001 logs in ready from a desktop connected to the daemon that does not lead; a supervisor of its
+    group watches the wallboard there.  The leader offers 6001 a caller: the follower's desktop gets the pop
+    with the caller's number, then ``connected``; the follower's wallboard shows 6001 on the call; the
+    caller hangs up: ``ended``."""
+    lab.phone("6001", "answer")
+    leader, follower = multi.leader(), multi.follower()
+    ani = "+8613900002300"
+    boss = DesktopClient(follower.desktop_port, SUPERVISOR, password(SUPERVISOR))
+    agent = DesktopClient(follower.desktop_port, "6001", password("6001"))
+    try:
+        agent.wait_type("snapshot")
+        agent.ok("login", queues=["support"], ready=True)
+        agent.wait_type("agent", state="ready")
+        marks = multi.marks()
+        caller = lab.call(ani, "4060")
+        pop = agent.wait_type("pop", timeout=30)
+        popped_at = time.time()
+        assert (pop["ani"], pop["queue"], pop["dnis"], pop["call_id"]) == (ani, "support", "4060", caller.linkedid)
+        offer = until(lambda: [line for line in leader.find(OFFERED, since=marks[leader])
+                               if caller.linkedid in line["msg"]], 5, "the leader's offer in its log")[0]
+        print(f"pop on the follower's desktop {1000 * (popped_at - when(offer)):.0f} ms after the leader "
+              f"logged the offer (log timestamps in ms)")
+        assert [d for d, call in multi.offers(marks) if call == caller.linkedid] == [leader]
+        dial_end(lab, caller, "6001", "ANSWER")
+        agent.wait_type("call", call_id=caller.linkedid, state="connected")
+        agent.wait_type("agent", state="on-call")
+        board = boss.wait(lambda f: f.get("type") == "wallboard" and any(
+            a["agent"] == "6001" and a["state"] == "on-call" for a in f["agents"]), 15,
+            "6001 on the call on the follower's wallboard")
+        assert next(a for a in board["agents"] if a["agent"] == "6001")["call_id"] == caller.linkedid
+        hang_up(caller)
+        agent.wait_type("call", call_id=caller.linkedid, state="ended")
+        assert len([f for f in agent.frames if f["type"] == "pop"]) == 1
+    finally:
+        agent.close()
+        boss.close()
