@@ -82,6 +82,8 @@ BroadcastHandler = Callable[[str], None]
 class Coordinator(Protocol):
     daemon_id: str
     leader: bool
+    #: Whether other daemons may hear ``publish`` (False: a single daemon, publishing is pointless).
+    broadcasts: bool
 
     async def start(self, on_command: CommandHandler, on_broadcast: BroadcastHandler | None = None) -> None: ...
     async def stop(self) -> None: ...
@@ -108,6 +110,8 @@ class InProcessCoordinator:
     (written in a thread, replaced atomically), so agents stay logged in with
     their states across a daemon restart.
     """
+
+    broadcasts = False
 
     def __init__(self, daemon_id: str = "local", snapshot_path: str | None = None,
                  clock: Callable[[], float] = time.monotonic):
@@ -196,6 +200,8 @@ def _read_or_none(path: str) -> str | None:
 
 class RedisCoordinator:
     """Several daemons against one Redis (``redis.asyncio`` on the daemon's loop)."""
+
+    broadcasts = True
 
     def __init__(self, url: str, *, prefix: str = "cc:acd:", daemon_id: str | None = None,
                  lease_ms: int = LEASE_MS):
