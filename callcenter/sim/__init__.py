@@ -17,12 +17,16 @@ the reactor runs it in real time.
     Simulator(..., dialplan_globals={"CTI_ACD_CHECK_SECS": "1", "CTI_ACD_DEAD_SECS": "3"})  # short ACD times
     sim.unregister("6001"); sim.direct_call("6002", seconds=30)  # phones that cannot take a call
     Simulator(..., inbound="lab", acd="lab")      # the lab's dialplan, to replay the recordings
+    Simulator(..., featuremap=SHIPPED_FEATUREMAP)  # features.conf: AMI Atxfer makes attended transfers
 
 Modules: scenarios (the API), ami_server/ami_actions/ami_lists/cli (AMI),
 agi_client/agi_session/agi_commands/agi_media (FastAGI), pbx/tasks/channels/
-dialplan/apps/dial/queues/queue_app/originate/outgoing (the PBX), events (the
-wire format), compare (the transcript normaliser), testing/loopback (helpers).
+dialplan/apps/dial/queues/queue_app/originate/outgoing/atxfer (the PBX;
+atxfer: AMI Atxfer and attended transfers), events (the wire format),
+compare (the transcript normaliser), testing/loopback (helpers).
 """
+
+from callcenter.sim.atxfer import SHIPPED_FEATUREMAP
 
 from callcenter.sim.agi_session import SoundLibrary
 from callcenter.sim.dialplan import AgentPhone
@@ -30,4 +34,5 @@ from callcenter.sim.loopback import loopback_connector
 from callcenter.sim.originate import OriginateRequest
 from callcenter.sim.scenarios import CallHandle, Simulator
 
-__all__ = ["AgentPhone", "CallHandle", "OriginateRequest", "Simulator", "SoundLibrary", "loopback_connector"]
+__all__ = ["SHIPPED_FEATUREMAP", "AgentPhone", "CallHandle", "OriginateRequest", "Simulator", "SoundLibrary",
+           "loopback_connector"]

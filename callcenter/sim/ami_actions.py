@@ -8,11 +8,10 @@ meanwhile: events and later actions wait).
 
 The texts of QueuePenalty, QueueLog, Bridge, Atxfer, BlindTransfer, PlayDTMF,
 Hangup by /regex/ and of the argument errors were taken from Asterisk
-22.10.1 as the ``cti`` user (tests/test_real_asterisk_ami.py).  What the sim
+22.10.1 as the ``cti`` user (tests/test_real_asterisk_ami.py).  Atxfer's
+digits and the attended transfer they start are in atxfer.py.  What the sim
 does not do: check the user's write classes (Command, and Originate of
-System() & co., which Asterisk refuses to ``cti``), and perform the transfer
-an Atxfer's digits ask for (it queues the digits, as Asterisk does on a
-channel whose Dial had no ``t`` option).
+System() & co., which Asterisk refuses to ``cti``).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 
 from twisted.internet import defer
 
-from callcenter.sim import ami_lists
+from callcenter.sim import ami_lists, atxfer
 from callcenter.sim import events as ev
 from callcenter.sim.originate import Originate, OriginateRequest, parse_callerid
 from callcenter.sim.tasks import HangupSignal, RedirectSignal, Task, Wait
@@ -492,20 +491,15 @@ def action_atxfer(session, action: Action) -> Reply:
         return error(action, "No channel specified")
     if not exten:
         return error(action, "No extension specified")
-    chan = session.engine.find(channel)
+    engine = session.engine
+    chan = engine.find(channel)
     if chan is None:
         return error(action, "Channel specified does not exist")
-    # The shipped config has no features.conf: no atxfer code unless the channel has its own.
-    code = chan.get_var("FEATUREMAP(atxfer)") or ""
+    code = atxfer.feature_code(engine, chan)   # features.conf [featuremap] (Simulator featuremap=...)
     if not code:
         return error(action, "No attended transfer feature code found")
-
-    def apply() -> None:
-        if action.get("Context"):
-            session.engine.set_var(chan, "TRANSFER_CONTEXT", action.get("Context"))
-        session.engine.dtmf(chan, code + exten)
-
-    return ok(action, "Atxfer successfully queued", apply)
+    return ok(action, "Atxfer successfully queued",
+              lambda: atxfer.queue_digits(engine, chan, code, exten, action.get("Context")))
 
 
 def action_blindtransfer(session, action: Action) -> Reply:

@@ -58,7 +58,8 @@ class Channel:
     agi: Any = None                    # the AgiSession while AGI() runs
     after_bridge: tuple[str, str, int] | None = None  # a Redirect waiting for this leg to leave its bridge
     on_hangup_request: Any = None      # callable() when a soft hangup reaches the channel (Queue's AgentComplete)
-    callerid_on_hangup: bool = False   # a caller id change to publish after its Hangup (Local ;1)
+    callerid_on_hangup: bool = False   # a caller id change its thread has not published yet (Engine.newexten)
+    may_transfer: bool = False         # Dial option t (callee) / T (caller): its bridge runs the DTMF transfers
     plan: Any = None                   # ((context, exten), steps) of the extension it runs (Engine.step)
 
     @property
@@ -98,6 +99,7 @@ class Channel:
 class Bridge:
     uniqueid: str
     channels: list[Channel] = field(default_factory=list)
+    transfer: Any = None               # the attended transfer started in it (atxfer.AttendedTransfer)
 
 
 class Naming:

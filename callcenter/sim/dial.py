@@ -20,6 +20,14 @@ Recorded outcomes (more/README.txt "Dial / DialEnd statuses seen"):
   Newexten at the targets carry the old applications (Dial / AppDial), the
   caller leaves (DIALSTATUS stays ANSWER, no DialEnd), then the agent leg
   leaves and runs its own dialplan at its target.
+* Options ``t``/``T``: the callee/the caller may transfer by DTMF (AMI
+  Atxfer, atxfer.py).  An attended transfer can replace the callee in the
+  bridge by the transfer target: the bridge's members, not the channel Dial
+  rang, are who the caller talks to.
+* A caller that is not up yet (an attended transfer's Local ``;2``) hears
+  the ringing (its ``;1`` goes Ringing) and is answered by Dial when the
+  callee answers (``;2`` Up at once, its ``;1`` when that thread reads it;
+  more/ami_atxfer.txt).
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ def app_dial(engine: Engine, chan: Channel, data: str):
     args = data.split(",")
     target = args[0].strip()
     timeout = float(args[1]) if len(args) > 1 and args[1].strip() else None
+    options = args[2] if len(args) > 2 else ""
     for name in DIAL_VARS:
         engine.set_var(chan, name, "")
     if not target.startswith("Local/"):
@@ -73,7 +82,36 @@ def app_dial(engine: Engine, chan: Channel, data: str):
     engine.set_var(chan, "DIALEDPEERNAME", leg.name)
     engine.set_var(chan, "DIALEDPEERNUMBER", dialstring(target))
     engine.emit(ev.dial_end(chan, leg, "ANSWER"))
+    _answer_caller(engine, chan)
+    leg.may_transfer, chan.may_transfer = "t" in options, "T" in options
     return (yield from _talk(engine, chan, dial, leg))
+
+
+def _ringing_to_caller(engine: Engine, chan: Channel) -> Channel | None:
+    """A caller not up yet hears the ringing: a Local ``;2``'s ``;1`` goes Ringing (returned: its owner
+    is told after RINGTIME, more/ami_atxfer.txt)."""
+    peer = chan.peer
+    if chan.state != 6 and chan.half == 2 and peer is not None and not peer.hungup and peer.state not in (5, 6):
+        engine.set_state(peer, 5)
+        return peer
+    return None
+
+
+def _answer_caller(engine: Engine, chan: Channel) -> None:
+    """Dial answers a caller that was not up: at once, and a Local ``;2``'s ``;1`` when its thread reads it."""
+    if chan.state == 6:
+        return
+    engine.set_state(chan, 6)
+    peer = chan.peer
+    if chan.half == 2 and peer is not None:
+        engine.scheduler.soon(_answer_half, engine, peer)
+
+
+def _answer_half(engine: Engine, one: Channel) -> None:
+    if not one.hungup and one.state != 6:
+        engine.set_state(one, 6)
+        if one.owner is not None:
+            one.owner.leg_event("answer", one)
 
 
 def _ring(engine: Engine, chan: Channel, dial: Outgoing, leg: Channel, deadline: float | None, started: float):
@@ -83,7 +121,10 @@ def _ring(engine: Engine, chan: Channel, dial: Outgoing, leg: Channel, deadline:
             return "NOANSWER"
         kind, _ = item
         if kind == "ringing":
+            caller_half = _ringing_to_caller(engine, chan)
             _set_since(engine, chan, "RINGTIME", started)
+            if caller_half is not None and caller_half.owner is not None:
+                caller_half.owner.leg_event("ringing", caller_half)
             engine.emit(ev.dial_state(chan, leg, "RINGING"))
         elif kind == "answer":
             return "ANSWER"
@@ -110,25 +151,32 @@ def _talk(engine: Engine, chan: Channel, dial: Outgoing, leg: Channel):
     try:
         while True:
             item = yield from dial.next_event(None)
-            if item is not None and item[0] in ("hangup", "redirect"):
+            if item is not None and item[0] in ("hangup", "redirect") and item[1].bridge is bridge:
                 break
-    except HangupSignal:  # the caller hung up: it leaves first, the bridge then lets the agent go
+    except HangupSignal:  # the caller hung up: it leaves first, the bridge then lets the others go
+        others = _others(bridge, chan)
         engine.set_var(chan, "BRIDGEPEER", "")
-        engine.set_var(leg, "BRIDGEPEER", "")
+        for other in others:
+            engine.set_var(other, "BRIDGEPEER", "")
         engine.leave(chan)
         _end_times(engine, chan)
-        engine.scheduler.soon(_dissolve, engine, leg, bridge)
+        engine.scheduler.soon(_dissolve, engine, others, bridge)
         raise
     except RedirectSignal as redirect:
+        others = _others(bridge, chan)
         engine.set_var(chan, "BRIDGEPEER", "")
         engine.early_goto(chan, redirect.target)
-        engine.set_var(leg, "BRIDGEPEER", "")
+        for other in others:
+            engine.set_var(other, "BRIDGEPEER", "")
         engine.leave(chan)
         engine.set_var(chan, "DIALSTATUS", "ANSWER")
-        engine.scheduler.soon(_release, engine, leg, bridge)
+        engine.scheduler.soon(_release, engine, others, bridge)
         raise
-    engine.clear_bridgepeers(bridge)
-    if item[0] == "redirect":   # the agent leg alone was redirected: it goes on, the caller's Dial ends
+    kind, leg = item
+    for member in [leg] + _others(bridge, leg):   # the one leaving first
+        engine.set_var(member, "BRIDGEPEER", "")
+    engine.publish_callerid(chan)
+    if kind == "redirect":   # the agent leg alone was redirected: it goes on, the caller's Dial ends
         engine.release_leg(leg)
     else:
         _drop_leg(engine, leg, 16)
@@ -140,21 +188,31 @@ def _talk(engine: Engine, chan: Channel, dial: Outgoing, leg: Channel):
     return HANGUP
 
 
+def _others(bridge, chan: Channel) -> list[Channel]:
+    """Who ``chan`` talks to in its Dial bridge (the callee, or whoever a transfer put there)."""
+    return [other for other in bridge.channels if other is not chan]
+
+
 def _drop_leg(engine: Engine, leg: Channel, cause: int) -> None:
     engine.leave(leg)
     engine.hangup(leg, cause)
 
 
-def _dissolve(engine: Engine, leg: Channel, bridge) -> None:
-    """The bridge's thread: the agent leg left alone is pushed out and hung up."""
-    engine.leave(leg)
+def _dissolve(engine: Engine, legs: list[Channel], bridge) -> None:
+    """The bridge's thread: the legs left alone are pushed out and hung up."""
+    legs = [leg for leg in legs if leg.bridge is bridge]
+    for leg in legs:
+        engine.leave(leg)
     engine.emit(ev.bridge_destroy(bridge))
-    engine.hangup(leg, 16)
+    for leg in legs:
+        engine.hangup(leg, 16)
 
 
-def _release(engine: Engine, leg: Channel, bridge) -> None:
-    """The bridge thread lets the agent leg the caller left behind go: to its Redirect target, else hung up."""
-    engine.release_leg(leg)
+def _release(engine: Engine, legs: list[Channel], bridge) -> None:
+    """The bridge thread lets the legs the caller left behind go: to their Redirect target, else hung up."""
+    for leg in legs:
+        if leg.bridge is bridge:
+            engine.release_leg(leg)
     engine.emit(ev.bridge_destroy(bridge))
 
 

@@ -33,7 +33,10 @@ CTI_ACD_BEAT, CC_RING_SECS, Queue() with a timeout), with their [globals]
 [cc-connect] also accepts ``Local/<digits>@sim-agents[/n]``, the simulated
 phones.  ``acd="lab"`` runs the lab's versions (one MusicOnHold(default,30)
 then Queue(support); Dial(${CC_AGENT_IFACE},15)) and only the lab's
-[globals], which is what the ami_acd_* recordings were made with.
+[globals], which is what the ami_acd_* recordings were made with.  With
+the contract come the daemon's consultation calls, [cc-consult]
+(:data:`CONTRACT_CONSULT`: ``_6XXX`` and ``0`` = ``${CC_CONSULT_TO}``),
+which ring the simulated phones (``Local/<exten>@sim-agents/n``).
 
 The simulated agent phones in [sim-agents] follow the lab's number plan
 (6XXX answer after RING_SECS and talk TALK_SECS, 7XXX never answer, 8XXX
@@ -284,6 +287,26 @@ CONTRACT_ACD: dict[str, list[tuple[str, list[Step]]]] = {
     ])],
 }
 
+#: [cc-consult] as asterisk_conf/extensions.conf ships it, the phones being Local/<exten>@sim-agents.
+CONTRACT_CONSULT: dict[str, list[tuple[str, list[Step]]]] = {
+    "cc-consult": [
+        ("_6XXX", [
+            Step("NoOp", "Consultation call to agent ${EXTEN}"),
+            Step("Dial", "Local/${FILTER(0-9,${EXTEN})}@sim-agents/n,${CTI_AGENT_RING_SECS}"),
+            Step("Hangup"),
+        ]),
+        ("0", [
+            Step("NoOp", "Consultation call to agent ${%s}" % cv.CC_CONSULT_TO),
+            Step("Set", "to=${FILTER(0-9,${%s})}" % cv.CC_CONSULT_TO),
+            Step("GotoIf", '$["${REGEX("^6[0-9]{3}$" ${to})}" != "1"]?refuse'),
+            Step("Dial", "Local/${to}@sim-agents/n,${CTI_AGENT_RING_SECS}"),
+            Step("Hangup"),
+            Step("NoOp", "No consultation target", label="refuse"),
+            Step("Hangup"),
+        ]),
+    ],
+}
+
 _AGENT_RING = '${IF($["${RING_SECS}" = ""]?${AGENT_RING_SECS}:${RING_SECS})}'
 _AGENT_TALK = '${IF($["${TALK_SECS}" = ""]?${AGENT_TALK_SECS}:${TALK_SECS})}'
 _MODE_BY_DIGIT = {"6": "answer", "7": "noanswer", "8": "busy"}
@@ -328,13 +351,32 @@ def agent_steps(exten: str, phone: AgentPhone | None) -> list[Step] | None:
     raise ValueError(f"unknown agent phone mode {mode!r}")
 
 
+def pattern_matches_more(pattern: str, exten: str) -> bool:
+    """ast_matchmore_extension for one pattern: could a longer extension starting with ``exten`` match?"""
+    if not pattern.startswith("_"):
+        return len(pattern) > len(exten) and pattern.startswith(exten)
+    classes = pattern[1:]
+    for index, char in enumerate(exten):
+        if index >= len(classes):
+            return False
+        wanted = classes[index]
+        if wanted in ".!":
+            return True
+        if not re.fullmatch(_PATTERN_CHARS.get(wanted, re.escape(wanted)), char):
+            return False
+    return len(classes) > len(exten)
+
+
+_PATTERN_CHARS = {"X": "[0-9]", "N": "[2-9]", "Z": "[1-9]", ".": ".+", "!": ".*"}
+
+
 def pattern_matches(pattern: str, exten: str) -> bool:
     """Asterisk extension patterns: ``_`` prefix, X N Z, ``.`` and ``!``."""
     if not pattern.startswith("_"):
         return pattern == exten
     regex = ""
     for char in pattern[1:]:
-        regex += {"X": "[0-9]", "N": "[2-9]", "Z": "[1-9]", ".": ".+", "!": ".*"}.get(char, re.escape(char))
+        regex += _PATTERN_CHARS.get(char, re.escape(char))
     return re.fullmatch(regex, exten) is not None
 
 
@@ -351,7 +393,7 @@ class Dialplan:
         self.agents = agents if agents is not None else {}
         self.ivr_dnis = ivr_dnis
         self.inbound = _inbound if inbound == "contract" else _inbound_lab
-        self.contexts = {**CONTEXTS, **CONTRACT_ACD} if acd == "contract" else CONTEXTS
+        self.contexts = {**CONTEXTS, **CONTRACT_ACD, **CONTRACT_CONSULT} if acd == "contract" else CONTEXTS
 
     def extension(self, context: str, exten: str) -> list[Step] | None:
         if context == "sim-agents":
@@ -367,6 +409,14 @@ class Dialplan:
 
     def exists(self, context: str, exten: str) -> bool:
         return self.extension(context, exten) is not None
+
+    def matches_more(self, context: str, exten: str) -> bool:
+        """ast_matchmore_extension: more digits could still make an extension of ``context``."""
+        if context == "sim-agents":
+            return exten.isdigit() and len(exten) < 4
+        if context == "from-pstn":
+            return any(len(dnis) > len(exten) and dnis.startswith(exten) for dnis in self.ivr_dnis)
+        return any(pattern_matches_more(pattern, exten) for pattern, _ in self.contexts.get(context, ()))
 
     def step(self, context: str, exten: str, priority: int) -> Step | None:
         steps = self.extension(context, exten)

@@ -34,6 +34,7 @@ STATE_DESC = {0: "Down", 1: "Rsrvd", 2: "OffHook", 3: "Dialing", 4: "Ring", 5: "
 CAUSE_TXT = {0: "Unknown", 16: "Normal Clearing", 17: "User busy", 19: "User alerting, no answer",
              21: "Call Rejected", 34: "Circuit/channel congestion"}
 CALLING_PRES = "0 (Presentation Allowed, Not Screened)"
+UNAVAILABLE_PRES = "67 (Number Unavailable)"   # a caller id taken from an unknown connected line
 
 _C_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
               "\v": "\\v", "\\": "\\\\", "'": "\\'", '"': '\\"', "?": "\\?"}
@@ -137,7 +138,8 @@ def newstate(chan: Channel) -> Message:
 
 
 def newcallerid(chan: Channel) -> Message:
-    return channel_event("NewCallerid", chan, ("CID-CallingPres", CALLING_PRES))
+    unknown = chan.cid_num is None and chan.cid_name is None
+    return channel_event("NewCallerid", chan, ("CID-CallingPres", UNAVAILABLE_PRES if unknown else CALLING_PRES))
 
 
 def newconnectedline(chan: Channel) -> Message:
@@ -175,6 +177,14 @@ def moh_start(chan: Channel, moh_class: str) -> Message:
 
 def moh_stop(chan: Channel) -> Message:
     return channel_event("MusicOnHoldStop", chan)
+
+
+def hold(chan: Channel) -> Message:
+    return channel_event("Hold", chan)
+
+
+def unhold(chan: Channel) -> Message:
+    return channel_event("Unhold", chan)
 
 
 def dtmf_begin(chan: Channel, digit: str, direction: str = "Received") -> Message:
@@ -246,6 +256,31 @@ def bridge_enter(bridge: Bridge, chan: Channel) -> Message:
 
 def bridge_leave(bridge: Bridge, chan: Channel) -> Message:
     return event("BridgeLeave", CALL, bridge_block(bridge), snapshot(chan))
+
+
+def bridge_merge(to: Bridge, from_: Bridge) -> Message:
+    """BridgeMerge: no BridgeUniqueid of its own, the two bridges as To* and From*."""
+    return event("BridgeMerge", CALL, bridge_block(to, "To"), bridge_block(from_, "From"))
+
+
+def attended_transfer(success: bool, transferer: Channel, orig: Bridge, second: Bridge,
+                      transferee: Channel | None, target: Channel | None) -> Message:
+    """AttendedTransfer (stasis_bridges.c attended_transfer_to_ami) as more/ami_atxfer.txt has it.
+
+    The transferer is both OrigTransferer and SecondTransferer (its two bridges); the
+    Transferee* and TransferTarget* blocks are left out when there is no such channel
+    (Asterisk 22 left TransferTarget* out for a PJSIP transferer).  A success merged the
+    second bridge into ``orig`` (DestType Bridge); a failure says ``DestType: Fail``.
+    """
+    blocks = [[("Result", "Success" if success else "Fail")], snapshot(transferer, "OrigTransferer"),
+              bridge_block(orig, "Orig"), snapshot(transferer, "SecondTransferer"), bridge_block(second, "Second")]
+    if transferee is not None:
+        blocks.append(snapshot(transferee, "Transferee"))
+    if target is not None:
+        blocks.append(snapshot(target, "TransferTarget"))
+    tail = [("IsExternal", "No")]
+    tail += [("DestType", "Bridge"), ("DestBridgeUniqueid", orig.uniqueid)] if success else [("DestType", "Fail")]
+    return event("AttendedTransfer", CALL, *blocks, tail)
 
 
 # --- queues ----------------------------------------------------------------

@@ -11,7 +11,12 @@ Everything another part of the simulator does to a channel goes through the
   other half's thread reacts next (through the scheduler);
 * when a ``;2`` half that ran Dial hangs up while its ``;1`` is still there,
   ``;1`` gets ``VarSet CHANLOCALSTATUS=<DIALSTATUS>`` first (core_local.c);
-* ``Newexten`` only when context/exten/priority change.
+* ``Newexten`` only when context/exten/priority change;
+* a caller id a Local half took from its partner's connected line is
+  published by its own thread: after its next ``Newexten``, else after its
+  ``Hangup`` (more/ami_atxfer.txt, more/ami_hold_extrachannel_bridge.txt);
+* a channel entering a bridge with ``ATTENDEDTRANSFER`` set gets it cleared
+  right after its ``BridgeEnter`` (more/ami_atxfer.txt).
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ class Engine:
                  agents: dict[str, AgentPhone] | None = None, agi_connector=None, sounds=None,
                  agi_host: str = "127.0.0.1:4573", ivr_dnis: tuple[str, ...] = ("4000", "4001"),
                  inbound: str = "contract", acd: str = "contract",
-                 dialplan_globals: dict[str, str] | None = None) -> None:
+                 dialplan_globals: dict[str, str] | None = None,
+                 featuremap: dict[str, str] | None = None) -> None:
         self.scheduler = Scheduler(clock)
         self.clock = clock
         self._epoch_offset = 0.0 if epoch is None else epoch - clock.seconds()
@@ -59,6 +65,8 @@ class Engine:
                              **(CONTRACT_GLOBALS if acd == "contract" else {}), **(dialplan_globals or {})}
         self.globals: dict[str, str] = dict(self.file_globals)
         self.astdb: dict[tuple[str, str], str] = {}
+        #: features.conf [featuremap] (atxfer, blindxfer, ...); empty: no feature codes (the lab's base config)
+        self.featuremap: dict[str, str] = featuremap if featuremap is not None else {}
         self.channels: dict[str, Channel] = {}
         self.listeners: list[Listener] = []
         self.apps: dict[str, Callable] = {}
@@ -197,6 +205,22 @@ class Engine:
         if chan.emitted_location != chan.location:
             chan.emitted_location = chan.location
             self.emit(ev.newexten(chan))
+            self.publish_callerid(chan)
+
+    def publish_callerid(self, chan: Channel) -> None:
+        """The caller id ``chan`` took from its Local partner, once its own thread runs (see above)."""
+        if chan.callerid_on_hangup:
+            chan.callerid_on_hangup = False
+            self.emit(ev.newcallerid(chan))
+
+    def connected_line(self, chan: Channel, num: str | None, name: str | None) -> None:
+        """``chan`` now talks to ``num``/``name``: NewConnectedLine; its Local partner takes that as its
+        caller id, published by the partner's thread later (:meth:`publish_callerid`)."""
+        self.set_connected(chan, num, name)
+        peer = chan.peer
+        if peer is not None and not peer.hungup:
+            peer.cid_num, peer.cid_name = num, name
+            peer.callerid_on_hangup = True
 
     def step(self, chan: Channel) -> Step | None:
         """The priority ``chan`` is at.  A channel keeps the extension it entered: an agent phone
@@ -265,8 +289,7 @@ class Engine:
         if chan.task is not None and not chan.task.done and chan.task.waiting is not None:
             chan.task.interrupt(HangupSignal())
         self.emit(ev.hangup(chan))
-        if chan.callerid_on_hangup:
-            self.emit(ev.newcallerid(chan))
+        self.publish_callerid(chan)
         self.channels.pop(chan.name, None)
         if chan.tech == "Local":
             self.local_device_changed(local_device(chan), "NOT_INUSE")
@@ -392,6 +415,8 @@ class Engine:
         bridge.channels.append(chan)
         chan.bridge = bridge
         self.emit(ev.bridge_enter(bridge, chan))
+        if chan.get_var("ATTENDEDTRANSFER"):
+            self.set_var(chan, "ATTENDEDTRANSFER", "")
 
     def leave(self, chan: Channel) -> None:
         bridge = chan.bridge

@@ -17,6 +17,10 @@
     sim.unregister("6001"); sim.register("6001")  # Dial: CHANUNAVAIL, no DialBegin/DialEnd
     sim.direct_call("6002"); sim.end_direct_call("6002")  # device INUSE, Dial: BUSY
 
+    # features.conf: no feature codes unless given (the lab's base config); the shipped ones make
+    # AMI Atxfer on a Dial(...,t) callee an attended transfer (atxfer.py)
+    sim = Simulator(None, clock=clock, featuremap=SHIPPED_FEATUREMAP)   # or sim.featuremap["atxfer"] = "*2"
+
 A call is made the way the lab made them (README.txt): an Originate of
 ``Local/<dnis>@from-pstn`` whose ``;1`` half plays the caller (dialplan
 [sim-caller]: wait ``pre_wait`` s, send ``digits`` as DTMF, stay ``hold`` s,
@@ -134,7 +138,8 @@ class Simulator:
                  epoch: float | None = None, seed: int = 0, sounds: SoundLibrary | None = None,
                  agi_connector: Callable | None = None, agi_server=None, ivr_dnis: tuple[str, ...] = ("4000", "4001"),
                  inbound: str = "contract", acd: str = "contract", dialplan_globals: dict[str, str] | None = None,
-                 record: bool = True, restart_downtime: float = RESTART_DOWNTIME) -> None:
+                 record: bool = True, restart_downtime: float = RESTART_DOWNTIME,
+                 featuremap: dict[str, str] | None = None) -> None:
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.ami_host, self.ami_port = ami_host, ami_port
@@ -148,6 +153,8 @@ class Simulator:
         self.inbound = inbound
         self.acd = acd
         self.dialplan_globals = dict(dialplan_globals or {})
+        #: features.conf [featuremap]; the running process reads it live (a 'features reload')
+        self.featuremap: dict[str, str] = dict(featuremap or {})
         self.restart_downtime = restart_downtime
         self.record = record
         self.events: list[tuple[float, ev.Message]] = []  # every event, with its clock time (record=True)
@@ -171,7 +178,7 @@ class Simulator:
                         agents=self.agents, agi_connector=self._connector, sounds=self.sounds,
                         agi_host=self.agi_address,
                         ivr_dnis=self.ivr_dnis, inbound=self.inbound, acd=self.acd,
-                        dialplan_globals=self.dialplan_globals)
+                        dialplan_globals=self.dialplan_globals, featuremap=self.featuremap)
         for install in (apps.install, dial.install, queue_app.install, agi_session.install):
             install(engine)
         for name, conf in self.extra_queues.items():
