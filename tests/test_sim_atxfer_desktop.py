@@ -1,0 +1,71 @@
+"""An attended transfer asked from an agent's desktop, the daemon routing a simulator call through its ACD:
+the fast twin of tests/test_real_asterisk_actions.py::test_an_attended_transfer_from_the_desktop.
+
+The simulator runs the shipped dialplan contract and features.conf (atxfer ``*2``); its agent phones are
+``Local/<exten>@sim-agents/n``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import pytest_twisted
+
+from callcenter.aio import as_deferred
+from callcenter.sim import SHIPPED_FEATUREMAP
+from tests.test_acd_sim import contact, ready_lab, sleep, until
+from tests.test_acd_sim import lab as sim_lab  # noqa: F401
+from tests.test_desktop_feed import asked, desk
+
+
+@pytest.fixture
+def lab(sim_lab):  # noqa: F811
+    sim, _, _ = sim_lab
+    sim.featuremap.update(SHIPPED_FEATUREMAP)
+    return sim_lab
+
+
+def _events(sim, name, **where):
+    return [m for _, m in sim.events if m.name == name
+            and all((m.get(k) or "").startswith(v) for k, v in where.items())]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_attended_transfer_from_the_desktop(lab):
+    """transfer kind attended to 6002: Atxfer on 6001's leg; the caller hears music while 6001 consults 6002
+    (cc-consult dials CC_CONSULT_TO, 6002 answers); 6001 hangs up from the desktop, which completes the
+    transfer: AttendedTransfer succeeds, the caller talks to 6002, the desktop gets ``held`` then
+    ``transferred``, and the contact record lists an attended transfer to 6002."""
+    sim, root = await ready_lab(lab)
+    sim.agent("6001", ring=0.3, talk=120)
+    sim.agent("6002", ring=0.5, talk=4)
+    me = await desk(root, "6001")
+    assert (await asked(me, "login", ready=True))["ok"]
+    call = sim.call("5551020", "Attended Caller", dnis="4060")
+    await until(lambda: any(f.get("state") == "connected" for f in me.of("call")), 10, "the call to connect")
+    answer = await asked(me, "transfer", target="6002", kind="attended")
+    assert answer["ok"] and answer["call_id"] == call.linkedid, answer
+    await until(lambda: any(f.get("state") == "held" for f in me.of("call")), 5, "held")
+    assert _events(sim, "MusicOnHoldStart", Channel=call.line.name)
+    await until(lambda: _events(sim, "DialEnd", DialStatus="ANSWER", DestChannel="Local/6002@sim-agents-"), 5,
+                "6002 to answer the consultation")
+    (consult,) = _events(sim, "DialEnd", DialStatus="ANSWER", DestChannel="Local/6002@sim-agents-")
+    assert consult.get("Channel").startswith("Local/0@cc-consult-")       # cc-consult dials CC_CONSULT_TO
+    assert (await asked(me, "hangup"))["ok"]
+    await until(lambda: any(f.get("state") == "transferred" for f in me.of("call")), 5, "transferred")
+    (done,) = _events(sim, "AttendedTransfer")
+    assert done.get("Result") == "Success" and done.get("TransfereeChannel") == call.line.name
+    states = [f["state"] for f in me.of("call") if f["call_id"] == call.linkedid]
+    assert states == ["connected", "held", "resumed", "transferred"]   # the music stops as the bridges merge
+    assert [f.get("to") for f in me.of("call") if f["state"] == "transferred"] == ["Local/6002@sim-agents/n"]
+    await until(lambda: call.hungup, 10, "6002 to end the call")
+    await until(lambda: root.acd.distributor.agent("6001").state.value != "on-call", 5, "6001 off the call")
+
+    for _ in range(100):        # the contact record is written through the CRM's thread pool
+        record = await contact(root, call.linkedid)
+        if record is not None and record.transfers and record.agent is not None:
+            break
+        await sleep(0.05)
+    assert [(t.kind, t.to) for t in record.transfers or ()] == [("attended", "6002")], record
+    assert record.agent in ("6001", "6002")
+    assert sim.errors == []
+    await as_deferred(me.close())
