@@ -111,18 +111,20 @@ class Lab:
         return AMIDecoder().feed(self.out.value().split(b"\r\n", 1)[1] if self.out.value().startswith(b"Asterisk")
                                  else self.out.value())
 
-    def connected_call(self, agent: str = "6001"):
+    def connected_call(self, agent: str = "6001", iface: str = "Local/{}@sim-agents/n"):
         """A caller of the ACD (DNIS 4100) the daemon connected to ``agent`` through cc-connect."""
         call = self.sim.call("5552506", "Atxfer Caller", dnis="4100", hold=600)
         self.sim.advance(1)
-        self.action("Setvar", Channel=call.line.name, Variable=cv.CC_AGENT_IFACE, Value=f"Local/{agent}@sim-agents/n")
+        self.action("Setvar", Channel=call.line.name, Variable=cv.CC_AGENT_IFACE, Value=iface.format(agent))
         self.action("Redirect", Channel=call.line.name, Context=cv.CONTEXT_CONNECT, Exten="s", Priority="1")
         self.sim.advance(2)
         return call, self.agent_leg(agent)
 
     def agent_leg(self, agent: str):
+        """The channel Dial() rang for ``agent``: a Local ``;1``, or the phone's PJSIP channel."""
         return next(c for c in self.sim.engine.channels.values()
-                    if c.name.startswith(f"Local/{agent}@sim-agents-") and c.half == 1)
+                    if (c.name.startswith(f"Local/{agent}@sim-agents-") and c.half == 1)
+                    or c.name.startswith(f"PJSIP/{agent}-"))
 
     def attended_transfer(self, leg, target: str = "6002", exten: str = cv.CONSULT_EXTEN) -> list:
         """What CallActions.transfer(kind="attended") sends."""

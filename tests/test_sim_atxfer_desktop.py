@@ -2,7 +2,7 @@
 the fast twin of tests/test_real_asterisk_actions.py::test_an_attended_transfer_from_the_desktop.
 
 The simulator runs the shipped dialplan contract and features.conf (atxfer ``*2``); its agent phones are
-``Local/<exten>@sim-agents/n``.
+``Local/<exten>@sim-agents/n``, or their PJSIP endpoints as in the real lab.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest_twisted
 
 from callcenter.aio import as_deferred
 from callcenter.sim import SHIPPED_FEATUREMAP
+from crm_core.acd_config import thd_change_agent
 from tests.test_acd_sim import contact, ready_lab, sleep, until
 from tests.test_acd_sim import lab as sim_lab  # noqa: F401
 from tests.test_desktop_feed import asked, desk
@@ -29,13 +30,29 @@ def _events(sim, name, **where):
             and all((m.get(k) or "").startswith(v) for k, v in where.items())]
 
 
+async def given_pjsip_phones(root, agents=("6001", "6002")):
+    """The agents' interfaces are their PJSIP endpoints in the CRM (as in the real lab), and the ACD has them."""
+    def put(engine):
+        for agent in agents:
+            thd_change_agent(engine, agent, interface=f"PJSIP/{agent}")
+
+    await root.crm.pool.run(put, root.crm.engine)
+    await until(lambda: {p.agent for p in root.acd.distributor.setup.agents
+                         if p.interface == f"PJSIP/{p.agent}"} >= set(agents), 10, "the ACD to load the interfaces")
+
+
 @pytest_twisted.ensureDeferred
-async def test_an_attended_transfer_from_the_desktop(lab):
+@pytest.mark.parametrize("phones", ["local", "pjsip"])
+async def test_an_attended_transfer_from_the_desktop(lab, phones):
     """transfer kind attended to 6002: Atxfer on 6001's leg; the caller hears music while 6001 consults 6002
     (cc-consult dials CC_CONSULT_TO, 6002 answers); 6001 hangs up from the desktop, which completes the
     transfer: AttendedTransfer succeeds, the caller talks to 6002, the desktop gets ``held`` then
-    ``transferred``, and the contact record lists an attended transfer to 6002."""
+    ``transferred``, and the contact record lists an attended transfer to 6002.  With the agents on
+    PJSIP phones only the first digit after the feature code reaches the transfer, as on Asterisk 22:
+    the daemon's one digit is enough, and AttendedTransfer names no target."""
     sim, root = await ready_lab(lab)
+    if phones == "pjsip":
+        await given_pjsip_phones(root)
     sim.agent("6001", ring=0.3, talk=120)
     sim.agent("6002", ring=0.5, talk=4)
     me = await desk(root, "6001")
@@ -54,6 +71,9 @@ async def test_an_attended_transfer_from_the_desktop(lab):
     await until(lambda: any(f.get("state") == "transferred" for f in me.of("call")), 5, "transferred")
     (done,) = _events(sim, "AttendedTransfer")
     assert done.get("Result") == "Success" and done.get("TransfereeChannel") == call.line.name
+    transferer = done.get("OrigTransfererChannel")
+    assert transferer.startswith("PJSIP/6001-" if phones == "pjsip" else "Local/6001@sim-agents-")
+    assert (done.get("TransferTargetChannel") is None) is (phones == "pjsip")
     states = [f["state"] for f in me.of("call") if f["call_id"] == call.linkedid]
     assert states == ["connected", "held", "resumed", "transferred"]   # the music stops as the bridges merge
     assert [f.get("to") for f in me.of("call") if f["state"] == "transferred"] == ["Local/6002@sim-agents/n"]

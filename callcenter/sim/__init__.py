@@ -21,9 +21,10 @@ the reactor runs it in real time.
 
 Modules: scenarios (the API), ami_server/ami_actions/ami_lists/cli (AMI),
 agi_client/agi_session/agi_commands/agi_media (FastAGI), pbx/tasks/channels/
-dialplan/apps/dial/queues/queue_app/originate/outgoing/atxfer (the PBX;
-atxfer: AMI Atxfer and attended transfers), events (the wire format),
-compare (the transcript normaliser), testing/loopback (helpers).
+dialplan/apps/dial/queues/queue_app/originate/outgoing/atxfer/pjsip (the PBX;
+atxfer: AMI Atxfer and attended transfers; pjsip: Dial(PJSIP/<exten>) of a
+simulated phone), events (the wire format), compare (the transcript
+normaliser), testing/loopback (helpers).
 """
 
 from callcenter.sim.atxfer import SHIPPED_FEATUREMAP

@@ -2,7 +2,9 @@
 
 Naming follows the lab (every call is made of Local channels):
 ``Local/<exten>@<context>-<8 hex digits>;1`` and ``;2``, the counter shared
-by every Local pair and restarting at 00000000 with Asterisk.  Uniqueid is
+by every Local pair and restarting at 00000000 with Asterisk; a simulated
+PJSIP phone's channel is ``PJSIP/<endpoint>-<8 hex digits>`` on a counter
+of its own (pjsip.py).  Uniqueid is
 ``<epoch seconds>.<sequence>`` and Linkedid is the Uniqueid of the first
 channel of the call.
 """
@@ -60,6 +62,7 @@ class Channel:
     on_hangup_request: Any = None      # callable() when a soft hangup reaches the channel (Queue's AgentComplete)
     callerid_on_hangup: bool = False   # a caller id change its thread has not published yet (Engine.newexten)
     may_transfer: bool = False         # Dial option t (callee) / T (caller): its bridge runs the DTMF transfers
+    phone: Any = None                  # the simulated person at a PJSIP phone channel (pjsip.Phone)
     plan: Any = None                   # ((context, exten), steps) of the extension it runs (Engine.step)
 
     @property
@@ -112,6 +115,7 @@ class Naming:
     def reset(self) -> None:
         self._sequence = 0
         self._local = 0
+        self._pjsip = 0
 
     def continue_from(self, local: int, sequence: int) -> None:
         """Number the next Local pair and Uniqueid from these (to line up with a recording)."""
@@ -126,6 +130,12 @@ class Naming:
         base = f"Local/{exten}@{context}-{self._local:08x}"
         self._local += 1
         return base + ";1", base + ";2"
+
+    def pjsip(self, endpoint: str) -> str:
+        """``PJSIP/<endpoint>-<8 hex digits>``: chan_pjsip numbers its channels on a counter of its own."""
+        name = f"PJSIP/{endpoint}-{self._pjsip:08x}"
+        self._pjsip += 1
+        return name
 
     def bridge_id(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))

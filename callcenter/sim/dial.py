@@ -1,4 +1,4 @@
-"""Dial(): one Local interface, a ring timeout, a basic bridge once answered.
+"""Dial(): one Local interface (or a simulated PJSIP phone, pjsip.py), a ring timeout, a basic bridge once answered.
 
 Recorded outcomes (more/README.txt "Dial / DialEnd statuses seen"):
 
@@ -33,6 +33,7 @@ Recorded outcomes (more/README.txt "Dial / DialEnd statuses seen"):
 from __future__ import annotations
 
 from callcenter.sim import events as ev
+from callcenter.sim import pjsip
 from callcenter.sim.channels import Channel
 from callcenter.sim.outgoing import Outgoing, dial_leg, dialstring
 from callcenter.sim.pbx import CONTINUE, HANGUP, Engine
@@ -55,12 +56,12 @@ def app_dial(engine: Engine, chan: Channel, data: str):
     options = args[2] if len(args) > 2 else ""
     for name in DIAL_VARS:
         engine.set_var(chan, name, "")
-    if not target.startswith("Local/"):
+    if not target.startswith(("Local/", "PJSIP/")):
         engine.set_var(chan, "DIALSTATUS", "CHANUNAVAIL")
         return CONTINUE
     started = engine.now()
     dial = Outgoing(engine, chan.task)
-    leg = dial_leg(engine, chan, target, dial)
+    leg = (dial_leg if target.startswith("Local/") else pjsip.dial_phone)(engine, chan, target, dial)
     if leg is None:
         engine.set_var(chan, "DIALSTATUS", "CHANUNAVAIL")
         return CONTINUE

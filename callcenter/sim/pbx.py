@@ -173,6 +173,8 @@ class Engine:
         self.emit(ev.newstate(chan))
         if chan.tech == "Local" and state in (5, 6, 7):
             self.local_device_changed(local_device(chan), "INUSE")
+        elif chan.tech == "PJSIP":
+            self.queues.device_changed((local_device(chan),))
 
     def set_callerid(self, chan: Channel, num: str | None, name: str | None) -> None:
         chan.cid_num, chan.cid_name = num, name
@@ -293,6 +295,8 @@ class Engine:
         self.channels.pop(chan.name, None)
         if chan.tech == "Local":
             self.local_device_changed(local_device(chan), "NOT_INUSE")
+        elif chan.tech == "PJSIP":
+            self.queues.device_changed((local_device(chan),))
         self.notify("hangup", chan)
 
     def signal_hangup(self, chan: Channel) -> None:
@@ -466,7 +470,7 @@ class Engine:
 
 
 def local_device(chan: Channel) -> str:
-    """``Local/6001@sim-agents-00000001;2`` -> ``Local/6001@sim-agents``."""
+    """``Local/6001@sim-agents-00000001;2`` -> ``Local/6001@sim-agents`` (``PJSIP/6001-00000000`` -> ``PJSIP/6001``)."""
     return chan.name.rsplit("-", 1)[0]
 
 

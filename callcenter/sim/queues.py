@@ -20,8 +20,8 @@ A member's status is the device state of its StateInterface (QueueAdd
   INUSE (2) while a Local channel of it rings, talks or is busy, or while the
   simulated phone has a direct call, else NOT_INUSE (1);
 * ``PJSIP/<exten>``: the simulated phone's endpoint: UNAVAILABLE (5) when
-  not registered, INUSE (2) on a call (direct, or through [sim-agents]
-  answered), RINGING (6) while it rings, else NOT_INUSE (1; also when it
+  not registered, INUSE (2) on a call (direct, through [sim-agents] or
+  Dial(PJSIP/<exten>) answered), RINGING (6) while it rings, else NOT_INUSE (1; also when it
   answers Busy).  Its DeviceStateChange is published (on change) once a
   member follows it or the phone was (un)registered or had a direct call
   (the lab had no PJSIP phones: the recordings have none of these).
@@ -290,9 +290,10 @@ class Queues:
                 return UNAVAILABLE
             if phone is not None and phone.direct_call:
                 return INUSE
-            # the phone's calls are its [sim-agents] Local pairs: ;1 shows it ringing, ;2 answering
+            # the phone's calls are its [sim-agents] Local pairs (;1 shows it ringing, ;2 answering)
+            # and its own PJSIP channels (pjsip.py)
             states = {chan.state for name, chan in engine.channels.items()
-                      if name.startswith(f"Local/{resource}@sim-agents-")}
+                      if name.startswith((f"Local/{resource}@sim-agents-", f"PJSIP/{resource}-"))}
             if 6 in states:
                 return INUSE
             return RINGING if 5 in states else NOT_INUSE

@@ -5,7 +5,7 @@
     # FastAGI: TCP to agi_host:agi_port by default; agi_server=<Factory> connects
     # in memory instead (deterministic on a Clock, no sockets)
     port = sim.start()                          # AMI listening on 127.0.0.1:port
-    sim.agent("6001", ring=1, talk=4)           # Local/6001@sim-agents/n answers after 1 s
+    sim.agent("6001", ring=1, talk=4)           # Local/6001@sim-agents/n (or PJSIP/6001) answers after 1 s
     sim.add_member("support", "6001", name="Agent 6001")
     call = sim.call(ani="5551001", name="Zoë", dnis="4000", digits="1")
     clock.advance(...)                          # IVR -> queue -> agent -> hangup
@@ -408,15 +408,30 @@ class Simulator:
                 return chan
         raise ValueError(f"agent {exten} has no call")
 
+    def _pjsip_phone(self, exten: str):
+        prefix = f"PJSIP/{exten}-"
+        for chan in reversed(list(self.engine.channels.values())):
+            if chan.name.startswith(prefix) and chan.phone is not None and not chan.hungup:
+                return chan.phone
+        return None
+
     def answer(self, exten: str) -> None:
         """A ``manual`` agent phone picks up."""
         with self.engine.scheduler.turn():
-            self.jump(self._agent_leg(exten), "answer")
+            phone = self._pjsip_phone(exten)
+            if phone is not None:
+                phone.answer()
+            else:
+                self.jump(self._agent_leg(exten), "answer")
 
     def agent_hangup(self, exten: str) -> None:
         """The agent hangs up (ringing or talking)."""
         with self.engine.scheduler.turn():
-            self.jump(self._agent_leg(exten), "hangup")
+            phone = self._pjsip_phone(exten)
+            if phone is not None:
+                phone.hangup()
+            else:
+                self.jump(self._agent_leg(exten), "hangup")
 
     # --- helpers for tests and benchmarks ---------------------------------------
 
