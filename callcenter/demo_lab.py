@@ -17,6 +17,7 @@ from typing import Any
 
 from twisted.internet.task import LoopingCall
 
+from callcenter.sim import SHIPPED_FEATUREMAP
 from callcenter.sim.scenarios import Simulator
 
 logger = logging.getLogger(__name__)
@@ -120,7 +121,8 @@ class DemoLab:
     """The simulated Asterisk plus a caller every ``interval`` seconds."""
 
     def __init__(self, reactor: Any, agi_port: int, *, interval: float = 6.0, seed: int = 7):
-        self.sim = Simulator(reactor, agi_port=agi_port)
+        # the shipped features.conf codes: agents can make attended transfers from the desktop
+        self.sim = Simulator(reactor, agi_port=agi_port, featuremap=SHIPPED_FEATUREMAP)
         self._reactor = reactor
         self._interval = interval
         self._random = random.Random(seed)
