@@ -1,8 +1,9 @@
 """Desktop sessions: tokens kept in memory, login attempt limits, frame rate limits.
 
 Nothing here does I/O; time comes from an injected clock (``seconds()``, the
-reactor or ``twisted.internet.task.Clock`` in tests).  See README.md in this
-package for how the server uses it.
+reactor or ``twisted.internet.task.Clock`` in tests).  With several daemons the
+``SessionStore`` is each daemon's cache of the sessions shared in Redis
+(``sessions_redis.py``).  See README.md in this package for how the server uses it.
 """
 
 from __future__ import annotations
@@ -37,21 +38,33 @@ class SessionStore:
     """Sessions by token; an expired one is forgotten the first time it is asked for."""
 
     def __init__(self, clock: Clock, lifetime_seconds: float):
-        self._clock = clock
-        self._lifetime = lifetime_seconds
+        self.clock = clock
+        self.lifetime = lifetime_seconds
         self._sessions: dict[str, Session] = {}
 
+    def new(self, agent: str, role: str, groups: frozenset[str] = frozenset()) -> Session:
+        """A fresh session (a new token, expiring ``lifetime_seconds`` from now), not kept yet."""
+        return Session(secrets.token_urlsafe(32), agent, role, self.clock.seconds() + self.lifetime,
+                       frozenset(groups))
+
     def open(self, agent: str, role: str, groups: frozenset[str] = frozenset()) -> Session:
+        return self.keep(self.new(agent, role, groups))
+
+    def keep(self, session: Session) -> Session:
+        """Remember ``session`` (opened here, or by another daemon) until it expires."""
         self._reap()
-        session = Session(secrets.token_urlsafe(32), agent, role, self._clock.seconds() + self._lifetime,
-                          frozenset(groups))
         self._sessions[session.token] = session
         return session
+
+    def tokens(self) -> list[str]:
+        """The tokens of the live sessions kept."""
+        self._reap()
+        return list(self._sessions)
 
     def get(self, token: str | None) -> Session | None:
         """The live session of ``token``, or None (unknown, ended or expired)."""
         session = self._sessions.get(token) if token else None
-        if session is not None and self._clock.seconds() >= session.expires_at:
+        if session is not None and self.clock.seconds() >= session.expires_at:
             del self._sessions[session.token]
             return None
         return session
@@ -63,7 +76,7 @@ class SessionStore:
         return len(self._sessions)
 
     def _reap(self) -> None:
-        now = self._clock.seconds()
+        now = self.clock.seconds()
         for token in [t for t, s in self._sessions.items() if now >= s.expires_at]:
             del self._sessions[token]
 

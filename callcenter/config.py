@@ -74,6 +74,7 @@ SCHEMA: dict[str, Any] = {
                 "port": _PORT,
                 "allowed_origins": {"type": "array", "items": {"type": "string"}},
                 "session_minutes": {"type": "number", "exclusiveMinimum": 0},
+                "session_recheck_seconds": {"type": "number", "exclusiveMinimum": 0},
                 "heartbeat_seconds": {"type": "number", "minimum": 0},
                 "ping_interval": {"type": "number", "minimum": 0},
                 "ping_timeout": {"type": "number", "minimum": 0},
@@ -160,6 +161,9 @@ class DesktopConfig:
     allowed_origins: tuple[str, ...] = ()
     #: A login's session (token and cookie) lasts this long.
     session_minutes: float = 480
+    #: With Redis: how often a daemon checks its cached sessions against Redis, closing the websockets
+    #: of those logged out on another daemon.
+    session_recheck_seconds: float = 15
     #: An agent logged in to the ACD whose desktops are all gone this long is set not ready (desktop-lost).
     heartbeat_seconds: float = 60
     #: Websocket keepalive pings (0: none); a desktop that does not answer within ping_timeout is closed.
