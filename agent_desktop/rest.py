@@ -3,9 +3,10 @@
 twisted.web on a port of its own (``[desktop] api_bind``/``api_port``, off unless ``api_enabled``):
 the desktop port's websockets HTTP parser refuses request bodies.  A client logs in with
 ``POST /api/login`` on the desktop port and sends the session's token as ``Authorization: Bearer
-<token>`` until it gets a 401, then logs in again.  Every handler is a Twisted coroutine awaiting the
-CRM store's Deferreds (its thread pool), with a timeout, so the reactor never waits.  README.md in
-this package lists the endpoints, fields and answers.
+<token>`` until it gets a 401, then logs in again (with Redis, a token from any daemon of the center
+is looked up there once, then cached: ``sessions_redis.py``).  Every handler is a Twisted coroutine
+awaiting the CRM store's Deferreds (its thread pool), with a timeout, so the reactor never waits.
+README.md in this package lists the endpoints, fields and answers.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from agent_desktop import auth
 from agent_desktop.actions import SUPERVISOR_ROLES, _plain
 from agent_desktop.scope import Scope
+from agent_desktop.sessions_redis import RedisSessions, SessionsUnavailable
+from callcenter.aio import as_deferred
 from callcenter.config import DesktopConfig
 from callcenter.netservice import ListenService
 from crm_core.errors import Conflict, CrmError, InvalidInput, InvalidTransition, NotFound
@@ -149,11 +152,14 @@ def _path_id(name: bytes) -> int | None:
 class RestApi:
     """The handlers.  ``sessions``: the desktop's ``auth.SessionStore``; ``scope_of(session)``: what it may
     see; ``store()``: the CRM store or None; ``acd()``: the ACD service (``queue_rows``, ``agent_rows``)
-    or None; ``clock``: the reactor (CRM timeouts)."""
+    or None; ``clock``: the reactor (CRM timeouts); ``shared``: with Redis, the center's sessions, whose
+    cache ``sessions`` is."""
 
     def __init__(self, sessions: Any, scope_of: Callable[[auth.Session], Scope], store: Callable[[], Any],
-                 acd: Callable[[], Any], clock: Any, crm_timeout: float = CRM_TIMEOUT) -> None:
+                 acd: Callable[[], Any], clock: Any, crm_timeout: float = CRM_TIMEOUT,
+                 shared: RedisSessions | None = None) -> None:
         self._sessions = sessions
+        self._shared = shared
         self._scope_of = scope_of
         self._store = store
         self._acd = acd
@@ -301,6 +307,16 @@ class RestApi:
             rows = [row for row in rows if row["agent"] == call.session.agent]
         return {"agents": rows}
 
+    async def _session(self, token: str | None) -> auth.Session | None:
+        """``token``'s live session: cached here, else (with Redis) looked up; 503 when Redis is down."""
+        found = self._sessions.get(token)
+        if found is None and token and self._shared is not None:
+            try:
+                found = await as_deferred(self._shared.fetch(token))
+            except SessionsUnavailable as exc:  # logged by the store
+                raise ApiError(503, "sessions are not available (Redis does not answer); try again later") from exc
+        return found
+
     # -- one exchange: method, authentication, body, handler, answer --------------------------------
     def serve(self, request: Request, methods: dict[bytes, Handler]) -> Any:
         """Answer ``request`` with one of ``methods`` (none: 404); JSON, never a traceback."""
@@ -316,7 +332,7 @@ class RestApi:
             if handler is None:
                 allow = ", ".join(sorted(m.decode() for m in methods))
                 raise ApiError(405, f"use {allow}", headers=((b"Allow", allow.encode()),))
-            found = self._sessions.get(auth.bearer_token(_header(request, b"Authorization")))
+            found = await self._session(auth.bearer_token(_header(request, b"Authorization")))
             if found is None:
                 raise _Unauthorized(_header(request, b"Authorization") is not None)
             who = found.agent
@@ -554,7 +570,8 @@ class RestService(ListenService):
     """The REST API's port (``[desktop] api_bind``/``api_port``; ``address`` once started)."""
 
     def __init__(self, config: DesktopConfig, reactor: Any, sessions: Any, scope_of: Callable[[auth.Session], Scope],
-                 store: Callable[[], Any], acd: Callable[[], Any], crm_timeout: float = CRM_TIMEOUT) -> None:
-        self.api = RestApi(sessions, scope_of, store, acd, reactor, crm_timeout)
+                 store: Callable[[], Any], acd: Callable[[], Any], crm_timeout: float = CRM_TIMEOUT,
+                 shared: RedisSessions | None = None) -> None:
+        self.api = RestApi(sessions, scope_of, store, acd, reactor, crm_timeout, shared)
         site = ApiSite(build_tree(self.api), reactor)
         super().__init__("rest-api", reactor, config.api_bind, config.api_port, _Connections(site))

@@ -4,9 +4,11 @@ One port serves the desktop pages and a small JSON API over HTTP
 (``POST /api/login``, ``POST /api/logout``) and the live channel over a
 websocket at ``/ws``.  A websocket is authenticated by its first frame
 (``auth`` with the token) or by the ``cc_session`` cookie on the upgrade
-request.  Bad frames get an ``error`` frame back; they never reach the
-daemon's core.  README.md in this package lists the messages, close codes and
-limits.
+request.  Sessions are this daemon's (``auth.SessionStore``) or, with Redis,
+the center's (``sessions_redis.RedisSessions``, rechecked every
+``session_recheck_seconds``).  Bad frames get an ``error`` frame back; they
+never reach the daemon's core.  README.md in this package lists the messages,
+close codes and limits.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
+from twisted.internet.task import LoopingCall
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -29,6 +32,7 @@ from agent_desktop import auth, messages
 from agent_desktop.actions import ACTIONS, SUPERVISOR_ROLES
 from agent_desktop.hub import AcdPort, Desktop, GhostWatch, Hub
 from agent_desktop.scope import Scope, scope_for
+from agent_desktop.sessions_redis import RedisSessions, SessionsUnavailable
 from callcenter.aio import as_deferred, resolved
 from callcenter.config import DesktopConfig
 from callcenter.service import AsyncService
@@ -40,6 +44,8 @@ STATIC = Path(__file__).parent / "static"
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_SESSION_EXPIRED = 4440
 CLOSE_RATE_LIMITED = 4429
+#: The shared sessions (Redis) did not answer: the desktop may try again later.
+CLOSE_TRY_AGAIN = 1013
 #: How long a new websocket may take to send its ``auth`` frame.
 AUTH_TIMEOUT = 10.0
 #: Frames refused in a row by the rate limit before the connection is closed.
@@ -82,19 +88,25 @@ def static_response(path: str) -> Response:
 
 
 class DesktopService(AsyncService):
-    """The desktop port.  ``clock`` is the reactor (sessions, expiry, ghost timers); ``check_password``
-    returns the CRM's Deferred, or is None without a CRM; ``acd`` returns the ACD service or None."""
+    """The desktop port.  ``clock`` is the reactor (sessions, expiry, ghost timers, rechecks);
+    ``check_password`` returns the CRM's Deferred, or is None without a CRM; ``acd`` returns the ACD
+    service or None; ``shared``: the center's sessions in Redis (several daemons), whose cache
+    becomes ``sessions``, or None (sessions of this daemon only)."""
 
     name = "desktop"
 
     def __init__(self, config: DesktopConfig, clock: Any, check_password: PasswordCheck | None = None,
-                 acd: Callable[[], AcdPort | None] = lambda: None):
+                 acd: Callable[[], AcdPort | None] = lambda: None, shared: RedisSessions | None = None):
         self._config = config
         self._clock = clock
         self._check_password = check_password
         self._acd = acd
         self.server: Server | None = None
-        self.sessions = auth.SessionStore(clock, config.session_minutes * 60)
+        self.shared = shared
+        #: This daemon's sessions: all of them, or with ``shared`` those it has seen (the cache).
+        self.sessions = shared.local if shared is not None else auth.SessionStore(clock, config.session_minutes * 60)
+        self._rechecks: LoopingCall | None = None
+        self._rechecking: Any = None  # the Deferred of the recheck under way
         self.login_failures = auth.FailureLimiter(clock, config.login_failures_per_minute, 60.0)
         self.hub = Hub()
         self.ghosts = GhostWatch(clock, acd, config.heartbeat_seconds)
@@ -106,6 +118,13 @@ class DesktopService(AsyncService):
         #: What desktops may ask (``agent_desktop.actions.DesktopActions``); None: only ping.
         self.actions: Any = None
         self._acting: set[asyncio.Future[Any]] = set()
+
+    async def find_session(self, token: str | None) -> auth.Session | None:
+        """The live session of ``token``, or None; with Redis, ``SessionsUnavailable`` when a token this
+        daemon has not cached cannot be looked up."""
+        if self.shared is None:
+            return self.sessions.get(token)
+        return await self.shared.find(token)
 
     def scope_of(self, session: auth.Session) -> Scope:
         """What ``session`` may see: its groups' queues and agents under the ACD's current setup."""
@@ -145,7 +164,7 @@ class DesktopService(AsyncService):
             if path == "/api/login":
                 return await self._login(connection, request)
             if path == "/api/logout":
-                return self._logout(request)
+                return await self._logout(request)
             return _json(http.HTTPStatus.NOT_FOUND, {"error": "no such API"})
         if path == "/healthz":
             return _http(http.HTTPStatus.OK, b"ok\n")
@@ -173,17 +192,32 @@ class DesktopService(AsyncService):
             self.login_failures.failed(*keys)
             logger.info("desktop login refused for %r from %s", username, connection.remote_address[0])
             return _json(http.HTTPStatus.UNAUTHORIZED, {"error": "wrong username or password"})
-        session = self.sessions.open(agent.login, agent.role, frozenset(agent.groups))
+        if self.shared is None:
+            session = self.sessions.open(agent.login, agent.role, frozenset(agent.groups))
+        else:
+            try:
+                session = await self.shared.open(agent.login, agent.role, frozenset(agent.groups))
+            except SessionsUnavailable:  # logged by the store
+                return _json(http.HTTPStatus.SERVICE_UNAVAILABLE, {
+                    "error": "logins are not available: the shared sessions (Redis) do not answer; try again"})
         logger.info("desktop login: %s (%s) from %s", agent.login, agent.role, connection.remote_address[0])
         cookie = auth.set_cookie(session.token, int(self._config.session_minutes * 60))
         return _json(http.HTTPStatus.OK, {"token": session.token, "expires_at": session.expires_at,
                                           "role": session.role, "agent": session.agent},
                      (("Set-Cookie", cookie),))
 
-    def _logout(self, request: Request) -> Response:
+    async def _logout(self, request: Request) -> Response:
         token = (auth.bearer_token(request.headers.get("Authorization"))
                  or auth.cookie_token(request.headers.get("Cookie")))
-        session = self.sessions.close(token) if token else None
+        session = None
+        if token and self.shared is None:
+            session = self.sessions.close(token)
+        elif token:
+            try:
+                session = await self.shared.close(token)
+            except SessionsUnavailable:  # logged by the store; the cookie is kept for the retry
+                return _json(http.HTTPStatus.SERVICE_UNAVAILABLE, {
+                    "error": "the logout did not reach the shared sessions (Redis); try again"})
         if session is not None:
             self.hub.close_session(session.token, CLOSE_UNAUTHENTICATED, "logged out")
             logger.info("desktop logout: %s", session.agent)
@@ -194,8 +228,15 @@ class DesktopService(AsyncService):
 
     async def _authenticate(self, ws: ServerConnection) -> auth.Session | None:
         """The session from the cookie or the first frame; closes the websocket and returns None if none."""
+        try:
+            return await self._authenticate_by_token(ws)
+        except SessionsUnavailable:  # logged by the store
+            await ws.close(CLOSE_TRY_AGAIN, "sessions not available; try again later")
+            return None
+
+    async def _authenticate_by_token(self, ws: ServerConnection) -> auth.Session | None:
         assert ws.request is not None
-        session = self.sessions.get(auth.cookie_token(ws.request.headers.get("Cookie")))
+        session = await self.find_session(auth.cookie_token(ws.request.headers.get("Cookie")))
         if session is not None:
             return session
         try:
@@ -214,7 +255,7 @@ class DesktopService(AsyncService):
             await ws.close(CLOSE_UNAUTHENTICATED, "authenticate first: send an auth frame with your token")
             return None
         token = msg.body.get("token")
-        session = self.sessions.get(token) if isinstance(token, str) else None
+        session = await self.find_session(token) if isinstance(token, str) else None
         if session is None:
             await ws.close(CLOSE_UNAUTHENTICATED, "authentication failed")
         return session
@@ -283,10 +324,32 @@ class DesktopService(AsyncService):
 
     # -- lifecycle --------------------------------------------------------------------------------
 
+    async def recheck_sessions(self) -> None:
+        """With Redis: close the websockets of the sessions that ended on another daemon (a logout)."""
+        assert self.shared is not None
+        try:
+            gone = await self.shared.recheck()
+        except Exception:  # a LoopingCall whose call fails stops for good
+            logger.exception("checking the desktop sessions against Redis failed")
+            return
+        for session in gone:
+            logger.info("desktop logout on another daemon: %s", session.agent)
+            self.hub.close_session(session.token, CLOSE_UNAUTHENTICATED, "logged out")
+
+    def _recheck_tick(self) -> Any:
+        self._rechecking = as_deferred(self.recheck_sessions())
+        return self._rechecking
+
     async def start(self) -> None:
         self.server = await as_deferred(self._serve())
         host, port = self.address
         logger.info("desktop listening on http://%s:%d/ (websocket /ws)", host, port)
+        if self.shared is not None:
+            self._rechecks = LoopingCall(self._recheck_tick)
+            self._rechecks.clock = self._clock
+            self._rechecks.start(self._config.session_recheck_seconds, now=False)
+            logger.info("desktop sessions shared through Redis, rechecked every %g s",
+                        self._config.session_recheck_seconds)
 
     async def _serve(self) -> Server:
         return await serve(self._handler, self._config.bind, self._config.port,
@@ -297,9 +360,15 @@ class DesktopService(AsyncService):
 
     async def stop(self) -> None:
         self.ghosts.stop()
+        if self._rechecks is not None and self._rechecks.running:
+            self._rechecks.stop()
         if self.feed is not None:
             self.feed.stop()
         if self.server is not None:
             self.server.close(close_connections=True)
             await as_deferred(self.server.wait_closed())
             self.server = None
+        if self._rechecking is not None and not self._rechecking.called:
+            await self._rechecking  # never fails; bounded by the Redis timeout
+        if self.shared is not None:
+            await as_deferred(self.shared.stop())

@@ -13,9 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from agent_desktop.actions import DesktopActions
+from agent_desktop.auth import SessionStore
 from agent_desktop.call_feed import CallFeed
 from agent_desktop.rest import RestService
 from agent_desktop.server import DesktopService
+from agent_desktop.sessions_redis import RedisSessions
 from agent_desktop.wallboard import WallboardFeed
 from callcenter.asterisk.ami_link import AMILinkService
 from callcenter.asterisk.fastagi_server import FastAGIServerFactory
@@ -88,7 +90,10 @@ def build_root(config: Config, reactor: Any) -> Root:
             raise ConnectionError("the CRM store is not running")
         return root.crm.store.check_password(login, password)
 
-    root.desktop = DesktopService(config.desktop, reactor, check_password, acd=lambda: root.acd)
+    # with Redis, desktop sessions are the center's: a login on one daemon is good on all of them
+    shared = (RedisSessions(config.redis.url, SessionStore(reactor, config.desktop.session_minutes * 60))
+              if config.redis.enabled else None)
+    root.desktop = DesktopService(config.desktop, reactor, check_password, acd=lambda: root.acd, shared=shared)
     feed = root.desktop.feed = CallFeed(root.desktop.hub, lambda: root.crm.store, root.calls.tracker,
                                         reactor.seconds)
     root.acd.subscribe(feed.on_effect)
@@ -107,7 +112,7 @@ def build_root(config: Config, reactor: Any) -> Root:
     root.ami = AMILinkService(reactor, config.asterisk, listener=ListenerFanout(root.calls.tracker, watch))
     if config.desktop.api_enabled:
         root.rest = RestService(config.desktop, reactor, root.desktop.sessions, root.desktop.scope_of,
-                                lambda: root.crm.store, lambda: root.acd)
+                                lambda: root.crm.store, lambda: root.acd, shared=root.desktop.shared)
     for svc in (root.crm, root.live_state, root.ivr_flows, root.calls, root.acd, root.control, root.desktop,
                 root.rest, root.fastagi, root.ami):
         if svc is not None:

@@ -1,8 +1,10 @@
-"""Desktop logins against a real SQLite CRM, sessions, and websocket authentication."""
+"""Desktop logins against a real SQLite CRM, sessions (in memory, and shared through a real Redis), and websocket
+authentication."""
 
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 import pytest_twisted
@@ -11,12 +13,25 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from agent_desktop.auth import FailureLimiter, SessionStore, TokenBucket, basic_credentials, cookie_token
+from agent_desktop.sessions_redis import RedisSessions
 from callcenter.aio import as_deferred, as_future
 from callcenter.config import CrmConfig
 from crm_core.acd_config import NewAgent, thd_save_agent
 from crm_core.service import CrmService
 from tests.crm_servers import crm_templates  # noqa: F401 (fixture)
 from tests.test_desktop_server import basic, login, make_desktop, open_desktop, post, url
+
+
+async def forget_keys(redis_url, prefix):
+    """Remove the keys under ``prefix`` (an asyncio coroutine)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        async for key in client.scan_iter(f"{prefix}*"):
+            await client.delete(key)
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture
@@ -38,12 +53,21 @@ def clock():
     return c
 
 
-@pytest.fixture
-def desktop(crm, clock):
-    svc = make_desktop(clock, check_password=lambda u, p: crm.store.check_password(u, p), session_minutes=1)
+@pytest.fixture(params=["in-memory", "redis"])
+def desktop(request, crm, clock):
+    """The desktop server with its sessions in memory, and with them shared through a real Redis: the
+    same behaviour either way."""
+    shared = None
+    if request.param == "redis":
+        prefix = f"test-auth-{uuid.uuid4().hex}:"
+        shared = RedisSessions(request.getfixturevalue("redis_url"), SessionStore(clock, 60), prefix=prefix)
+    svc = make_desktop(clock, check_password=lambda u, p: crm.store.check_password(u, p), session_minutes=1,
+                       shared=shared)
     pytest_twisted.blockon(svc.startService())
     yield svc
     pytest_twisted.blockon(svc.stopService())
+    if shared is not None:
+        pytest_twisted.blockon(as_deferred(forget_keys(request.getfixturevalue("redis_url"), prefix)))
 
 
 async def close_of(ws):

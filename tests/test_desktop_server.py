@@ -34,10 +34,10 @@ def fake_check_password(login, password):
     return defer.succeed(found)
 
 
-def make_desktop(clock=None, check_password=fake_check_password, acd=lambda: None, **settings: Any):
+def make_desktop(clock=None, check_password=fake_check_password, acd=lambda: None, shared=None, **settings: Any):
     config = DesktopConfig(bind="127.0.0.1", port=free_port(), allowed_origins=("https://desk.example.com",),
                            **settings)
-    return DesktopService(config, clock or task.Clock(), check_password, acd=acd)
+    return DesktopService(config, clock or task.Clock(), check_password, acd=acd, shared=shared)
 
 
 @pytest.fixture
