@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from acd.stats import Bucket, combined_points
 from callcenter.routing.codec import FiguresBroadcast
-from callcenter.routing.service import LeadersCopy
+from callcenter.routing.leaders_copy import LeadersCopy
 
 NOW = 1_700_000_000.0
 MINUTE = int(NOW // 60)

@@ -39,6 +39,7 @@ from acd import events as ev
 from acd import inputs as inp
 from acd.errors import AcdError
 from acd.model import AgentState
+from callcenter.aio import resolved
 from callcenter.asterisk import channel_vars as cv
 from callcenter.asterisk.originate_watch import OriginateOutcome, VariableSet
 
@@ -89,13 +90,11 @@ class CallbackDialer:
         if self._port is None or now - self._last_poll < self._poll_every:
             return
         self._last_poll = now
-        from callcenter.routing.service import wait_for_value
-
         try:
-            released = await wait_for_value(self._port.release_stale_claims(_utc(now)))
+            released = await resolved(self._port.release_stale_claims(_utc(now)))
             if released:
                 logger.warning("callbacks %s: their claim expired mid-dial; pending again", list(released))
-            due = await wait_for_value(self._port.due_callbacks(_utc(now), 50))
+            due = await resolved(self._port.due_callbacks(_utc(now), 50))
         except Exception as exc:
             logger.warning("callbacks not read: %s", exc)
             return
@@ -112,7 +111,7 @@ class CallbackDialer:
             if not is_open(self.hours.get(callback.queue), now):
                 continue
             try:
-                claimed = await wait_for_value(self._port.claim_callback(
+                claimed = await resolved(self._port.claim_callback(
                     callback.id, self.owner, _utc(now), _utc(now + CLAIM_SECONDS)))
             except Exception as exc:
                 logger.warning("callback %s not claimed: %s", callback.id, exc)
@@ -222,10 +221,8 @@ class CallbackDialer:
                                                 dial["spacing"]))
 
     async def _send_outcome(self, callback_id: int, outcome: str, linkedid: str, now: float, spacing: float) -> None:
-        from callcenter.routing.service import wait_for_value
-
         try:
-            record = await wait_for_value(self._port.callback_outcome(callback_id, self.owner, outcome, linkedid,
+            record = await resolved(self._port.callback_outcome(callback_id, self.owner, outcome, linkedid,
                                                                       _utc(now), spacing))
             logger.info("callback %s: %s after %d attempt(s)", callback_id, record.status, record.attempts)
         except Exception as exc:

@@ -58,13 +58,16 @@ from twisted.internet.task import LoopingCall
 from acd import effects as fx
 from acd import events as ev
 from acd import inputs as inp
-from acd.stats import Bucket, combined_points
+from acd.stats import combined_points
 from acd.distributor import Distributor
 from acd.errors import AcdError
 from acd.model import AcdSetup, AgentState, AgentView, CallView, Snapshot
 from callcenter.asterisk import channel_vars as cv
 from callcenter.logging import call_id_context
+from callcenter.aio import resolved
 from callcenter.routing import codec
+from callcenter.routing.leaders_copy import LeadersCopy, _steady
+from callcenter.routing.members import QueueMembers
 from callcenter.routing.coordinator import Coordinator, NotLeader
 from callcenter.asterisk.originate_watch import OriginateOutcome, VariableSet
 from callcenter.routing.callbacks import CallbackDialer
@@ -157,9 +160,9 @@ class AcdService(AsyncService):
         self._offers: dict[str, str] = {}            # call id -> agent reserved for it
         self._enqueuing: set[str] = set()
         self._foreign: dict[str, str] = {}           # agent -> call the ACD did not route (direct, Asterisk queue)
-        self._members: dict[str, set[tuple[str, str]]] = {}   # agent -> {(queue, member interface)}
         self._device_busy: dict[str, bool] = {}
-        self._paused: dict[tuple[str, str], bool] = {}
+        #: The agents' members of Asterisk's own queues, paused unless the agent is available.
+        self.members = QueueMembers(ami, self._action, default_queue)
         self._tasks: set[asyncio.Future[Any]] = set()
         self._leading = False                        # this service took over routing (restored the state)
         self._resynced = False                       # the tracker has seen Asterisk's calls since start
@@ -285,7 +288,7 @@ class AcdService(AsyncService):
         if self._contact_figures is None:
             return
         try:
-            rows = await wait_for_value(self._contact_figures(self.figures.day))
+            rows = await resolved(self._contact_figures(self.figures.day))
             count = self.figures.load(rows)
             logger.info("queue figures since local midnight rebuilt from %d contacts", count)
         except Exception as exc:
@@ -341,7 +344,7 @@ class AcdService(AsyncService):
 
     async def _check_config(self) -> None:
         try:
-            stamp = await wait_for_value(self._config_stamp() if self._config_stamp else None)
+            stamp = await resolved(self._config_stamp() if self._config_stamp else None)
         except Exception as exc:
             logger.warning("could not check the ACD configuration for changes: %s", exc)
             return
@@ -367,7 +370,7 @@ class AcdService(AsyncService):
 
     async def _fetch_setup_async(self) -> AcdSetup | None:
         try:
-            loaded = await wait_for_value(self._load_setup())
+            loaded = await resolved(self._load_setup())
             if loaded is None or isinstance(loaded, AcdSetup):
                 return loaded or AcdSetup()
             self.callbacks.hours = hours_from_config(loaded)
@@ -524,7 +527,7 @@ class AcdService(AsyncService):
         preferred = None
         if customer_id and rules.sticky_days > 0 and self._last_agent is not None:
             try:
-                preferred = await wait_for_value(self._last_agent(customer_id, rules.sticky_days))
+                preferred = await resolved(self._last_agent(customer_id, rules.sticky_days))
             except Exception as exc:
                 logger.warning("call %s: last agent of customer %s not known: %s", call_id, customer_id, exc)
         handoff = HandOff(queue, tuple(sorted(required.items())), priority, preferred, customer_id)
@@ -692,8 +695,7 @@ class AcdService(AsyncService):
     def _member_status(self, event: ev.AgentMemberStatus) -> None:
         if not event.agent_id:
             return
-        self._members.setdefault(event.agent_id, set()).add((event.queue, event.interface))
-        self._paused[(event.queue, event.interface)] = event.paused
+        self.members.note(event.agent_id, event.queue, event.interface, event.paused)
         busy = event.status in _DEVICE_BUSY
         if self._device_busy.get(event.agent_id) == busy:
             return
@@ -809,19 +811,6 @@ class AcdService(AsyncService):
         for agent in self.distributor.setup.agents:
             self._sync_agent(agent.agent)
 
-    def _asterisk_queues(self, agent: str) -> list[tuple[str, int]]:
-        """The Asterisk queues in which ``agent`` should be a member: the fallback queue, and
-        the queues of the agent whose engine is ``asterisk``."""
-        setup = self.distributor.setup
-        profile = next((a for a in setup.agents if a.agent == agent), None)
-        wanted = {self._default_queue: 0}
-        if profile is not None:
-            for queue, penalty in profile.queues:
-                rules = setup.queue(queue)
-                if rules is not None and rules.engine == "asterisk":
-                    wanted[queue] = penalty
-        return sorted(wanted.items())
-
     def _sync_agent(self, agent: str) -> None:
         if not self.coordinator.leader:
             return
@@ -832,49 +821,8 @@ class AcdService(AsyncService):
             return
         paused = view is None or view.state not in _AVAILABLE_TO_ASTERISK
         reason = (view.reason if view and view.reason else (view.state.value if view else "logged-out"))
-        self._spawn(self._sync_member(agent, interface, paused, reason))
+        self._spawn(self.members.sync(agent, interface, paused, reason, self.distributor.setup))
 
-    async def _sync_member(self, agent: str, interface: str, paused: bool, reason: str) -> None:
-        client = self._ami()
-        if client is None or not getattr(client, "authenticated", False):
-            logger.debug("agent %s: queue members synced once AMI is up", agent)
-            return  # the resync after the AMI login (CallsResynced) syncs every agent
-        known = self._members.get(agent, set())
-        for queue, penalty in self._asterisk_queues(agent):
-            members = [iface for q, iface in known if q == queue]
-            try:
-                if not members:
-                    state_iface = interface if interface.upper().startswith("PJSIP/") else None
-                    headers = [("Queue", queue), ("Interface", interface), ("Penalty", str(penalty)),
-                               ("Paused", "true" if paused else "false"), ("MemberName", f"Agent {agent}")]
-                    if state_iface:
-                        headers.append(("StateInterface", state_iface))
-                    if paused:
-                        headers.append(("Reason", reason))
-                    try:
-                        await self._action("QueueAdd", headers)
-                    except Exception as exc:
-                        if "Already there" not in str(exc):
-                            raise
-                    self._members.setdefault(agent, set()).add((queue, interface))
-                    self._paused[(queue, interface)] = paused
-                    continue
-                for member in members:
-                    if self._paused.get((queue, member)) == paused:
-                        continue
-                    headers = [("Queue", queue), ("Interface", member), ("Paused", "true" if paused else "false")]
-                    if paused:
-                        headers.append(("Reason", reason))
-                    try:
-                        await self._action("QueuePause", headers)
-                    except Exception as exc:
-                        if "not found" in str(exc).lower():   # gone from the queue: added again next time
-                            self._members.get(agent, set()).discard((queue, member))
-                        raise
-                    self._paused[(queue, member)] = paused
-            except Exception as exc:
-                logger.warning("agent %s: queue %s member not %s: %s", agent, queue,
-                               "paused" if paused else "unpaused", exc)
 
     # -- views -----------------------------------------------------------------------------
     def queue_figures(self, queue: str) -> dict[str, Any]:
@@ -975,75 +923,3 @@ class AcdService(AsyncService):
 
         task.add_done_callback(done)
         return task
-
-
-def _steady(rows: list[dict[str, Any]], *moving: str) -> list[dict[str, Any]]:
-    """``rows`` without the fields that change by themselves as time passes."""
-    return [{k: v for k, v in row.items() if k not in moving} for row in rows]
-
-
-class _Minutes:
-    """One queue's chart buckets as broadcast by the leader (``combined_points`` reads it like a Window)."""
-
-    def __init__(self, hours: float) -> None:
-        self._held = max(1, int(hours * 60))
-        self._buckets: dict[int, Bucket] = {}
-
-    def put(self, buckets: Iterable[Bucket], now: float) -> None:
-        for bucket in buckets:
-            self._buckets[bucket.minute] = bucket
-        oldest = int(now // 60) - self._held + 1
-        for minute in [m for m in self._buckets if m < oldest]:
-            del self._buckets[minute]
-
-    def buckets(self, now: float) -> list[Bucket]:
-        oldest = int(now // 60) - self._held + 1
-        return [self._buckets[m] for m in sorted(self._buckets) if m >= oldest]
-
-
-class LeadersCopy:
-    """What a daemon that does not lead knows of the leader's figures: its last broadcast rows (with the
-    time they arrived, to age them) and each queue's chart buckets."""
-
-    def __init__(self, hours: float) -> None:
-        self._hours = hours
-        self._queues: tuple[dict[str, Any], ...] = ()
-        self._agents: tuple[dict[str, Any], ...] = ()
-        self._at = 0.0
-        self._windows: dict[str, _Minutes] = {}
-
-    def take(self, message: codec.FiguresBroadcast, now: float) -> None:
-        self._queues, self._agents, self._at = message.queues, message.agents, now
-        if message.full_chart:
-            self._windows = {}
-        for queue, buckets in message.chart.items():
-            self.window(queue).put(buckets, now)
-
-    def window(self, queue: str) -> _Minutes:
-        found = self._windows.get(queue)
-        if found is None:
-            found = self._windows[queue] = _Minutes(self._hours)
-        return found
-
-    def held(self, queue: str) -> _Minutes:
-        """The buckets of ``queue`` (none for a queue the leader never sent)."""
-        return self._windows.get(queue) or _Minutes(self._hours)
-
-    def queue_rows(self, now: float) -> list[dict[str, Any]]:
-        since = max(0.0, now - self._at)
-        return [dict(row, longest_wait=round(row["longest_wait"] + since, 1)) if row["waiting"] else dict(row)
-                for row in self._queues]
-
-    def agent_rows(self, now: float) -> list[dict[str, Any]]:
-        since = max(0.0, now - self._at)
-        return [dict(row, seconds=round(row["seconds"] + since, 1)) if row["seconds"] is not None else dict(row)
-                for row in self._agents]
-
-
-async def wait_for_value(value: Any) -> Any:
-    """``value`` itself, or what it resolves to: a coroutine, an asyncio future or a Deferred."""
-    if asyncio.iscoroutine(value) or asyncio.isfuture(value):
-        return await value
-    if isinstance(value, Deferred):
-        return await value.asFuture(asyncio.get_event_loop())
-    return value
