@@ -89,21 +89,27 @@ def discard(engine: Engine, one: Channel, two: Channel) -> None:
         engine.local_device_changed(chan.name.rsplit("-", 1)[0], "INVALID")
 
 
+def outgoing_line(engine: Engine, caller: Channel, chan: Channel, number: str) -> None:
+    """What Dial() sets on the channel it rings for ``caller`` (a Local ``;1`` or a phone's channel):
+    DIALEDPEERNUMBER, the inherited variables, the caller as connected line, AppDial, and the events."""
+    engine.set_var(chan, "DIALEDPEERNUMBER", number)
+    inherit(engine, caller, chan)
+    chan.exten = caller.exten
+    chan.cid_num, chan.cid_name = caller.exten, caller.cid_name
+    chan.conn_num, chan.conn_name = caller.cid_num, caller.cid_name
+    chan.app, chan.appdata = "AppDial", "(Outgoing Line)"
+    engine.newexten(chan)
+    engine.emit(ev.newcallerid(chan))
+    engine.emit(ev.newconnectedline(chan))
+
+
 def dial_leg(engine: Engine, caller: Channel, spec: str, owner: Outgoing) -> Channel | None:
     """Dial() one Local interface for ``caller``; None if the extension does not exist."""
     exten, context, optimize = parse_local(spec)
     number = dialstring(spec)
     one, two = engine.local_pair(exten, context, linkedid=caller.linkedid)
     one.owner = owner
-    engine.set_var(one, "DIALEDPEERNUMBER", number)
-    inherit(engine, caller, one)
-    one.exten = caller.exten
-    one.cid_num, one.cid_name = caller.exten, caller.cid_name
-    one.conn_num, one.conn_name = caller.cid_num, caller.cid_name
-    one.app, one.appdata = "AppDial", "(Outgoing Line)"
-    engine.newexten(one)
-    engine.emit(ev.newcallerid(one))
-    engine.emit(ev.newconnectedline(one))
+    outgoing_line(engine, caller, one, number)
     engine.set_var(two, "DIALEDPEERNUMBER", number)
     inherit(engine, caller, two)
     two.cid_num, two.cid_name = caller.cid_num, caller.cid_name

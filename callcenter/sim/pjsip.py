@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from callcenter.sim import events as ev
 from callcenter.sim.dialplan import agent_steps
-from callcenter.sim.outgoing import inherit
+from callcenter.sim.outgoing import outgoing_line
 from callcenter.sim.tasks import Task, Wait
 
 if TYPE_CHECKING:
@@ -46,15 +46,7 @@ def dial_phone(engine: Engine, caller: Channel, spec: str, owner: Outgoing) -> C
     chan.owner = owner
     engine.emit(ev.newchannel(chan))
     engine.watch_device(f"PJSIP/{exten}")
-    engine.set_var(chan, "DIALEDPEERNUMBER", exten)
-    inherit(engine, caller, chan)
-    chan.exten = caller.exten
-    chan.cid_num, chan.cid_name = caller.exten, caller.cid_name
-    chan.conn_num, chan.conn_name = caller.cid_num, caller.cid_name
-    chan.app, chan.appdata = "AppDial", "(Outgoing Line)"
-    engine.newexten(chan)
-    engine.emit(ev.newcallerid(chan))
-    engine.emit(ev.newconnectedline(chan))
+    outgoing_line(engine, caller, chan, exten)
     chan.phone = Phone(engine, chan, steps)
 
     def call() -> None:  # ast_call returns, then the dialing thread publishes DialBegin
