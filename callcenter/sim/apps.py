@@ -38,12 +38,17 @@ def answer(engine: Engine, chan: Channel) -> None:
     if chan.state == 6:
         return
     engine.set_state(chan, 6)
-    peer = chan.peer
-    if chan.half == 2 and peer is not None and not peer.hungup and peer.state != 6:
-        engine.set_state(peer, 6)
-        if peer.owner is not None:
-            peer.owner.leg_event("answer", peer)
+    if chan.half == 2 and chan.peer is not None:
+        answer_partner(engine, chan.peer)
     engine.notify("answer", chan)
+
+
+def answer_partner(engine: Engine, one: Channel) -> None:
+    """A Local ``;1`` goes up with its answered ``;2``, and tells whoever dialled it."""
+    if not one.hungup and one.state != 6:
+        engine.set_state(one, 6)
+        if one.owner is not None:
+            one.owner.leg_event("answer", one)
 
 
 @instant

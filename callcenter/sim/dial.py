@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from callcenter.sim import events as ev
 from callcenter.sim import pjsip
+from callcenter.sim.apps import answer_partner
 from callcenter.sim.channels import Channel
 from callcenter.sim.outgoing import Outgoing, dial_leg, dialstring
 from callcenter.sim.pbx import CONTINUE, HANGUP, Engine
@@ -105,14 +106,7 @@ def _answer_caller(engine: Engine, chan: Channel) -> None:
     engine.set_state(chan, 6)
     peer = chan.peer
     if chan.half == 2 and peer is not None:
-        engine.scheduler.soon(_answer_half, engine, peer)
-
-
-def _answer_half(engine: Engine, one: Channel) -> None:
-    if not one.hungup and one.state != 6:
-        engine.set_state(one, 6)
-        if one.owner is not None:
-            one.owner.leg_event("answer", one)
+        engine.scheduler.soon(answer_partner, engine, peer)
 
 
 def _ring(engine: Engine, chan: Channel, dial: Outgoing, leg: Channel, deadline: float | None, started: float):
