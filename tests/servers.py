@@ -57,6 +57,18 @@ class RedisServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+async def forget_keys(redis_url, prefix):
+    """Remove the keys under ``prefix`` (an asyncio coroutine)."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        async for key in client.scan_iter(f"{prefix}*"):
+            await client.delete(key)
+    finally:
+        await client.aclose()
+
+
 def start_redis() -> RedisServer:
     binary = shutil.which("redis-server")
     if binary is None:

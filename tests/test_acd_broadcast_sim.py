@@ -30,7 +30,7 @@ from callcenter.config import build_config
 from callcenter.routing.coordinator import RedisCoordinator
 from callcenter.routing.service import REPUBLISH_EVERY
 from callcenter.sim.scenarios import Simulator
-from tests.servers import free_port
+from tests.servers import forget_keys, free_port
 from tests.test_acd_sim import AGENTS, ROUTES, SHORT, configure, until
 from tests.test_desktop_server import basic, open_desktop, post, url
 from tests.util import copy_flows, write_acd_flows
@@ -103,19 +103,8 @@ def pair(tmp_path, redis_url, postgres_url):
             if root.running:
                 pytest_twisted.blockon(root.stopService())
         sim.stop()
-        pytest_twisted.blockon(as_deferred(_forget(redis_url, prefix)))
+        pytest_twisted.blockon(as_deferred(forget_keys(redis_url, prefix)))
         drop_database(crm_url)
-
-
-async def _forget(redis_url: str, prefix: str) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        async for key in client.scan_iter(f"{prefix}*"):
-            await client.delete(key)
-    finally:
-        await client.aclose()
 
 
 async def ready_pair(pair: Pair) -> Pair:

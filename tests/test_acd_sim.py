@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
 
 from acd import inputs as inp
 from callcenter.aio import as_deferred
@@ -21,7 +20,7 @@ from callcenter.app import build_root
 from callcenter.config import build_config
 from callcenter.sim.scenarios import Simulator
 from tests.servers import free_port
-from tests.util import always_open_routes, copy_flows, write_acd_flows
+from tests.util import always_open_routes, copy_flows, sleep, until, write_acd_flows
 
 ROUTES = always_open_routes('"4060": {flow: acd, calendar: always, closed: after_hours}',
                             '"4061": {flow: acd_slow, calendar: always, closed: after_hours}',
@@ -29,18 +28,6 @@ ROUTES = always_open_routes('"4060": {flow: acd, calendar: always, closed: after
 SHORT = {"CTI_ACD_CHECK_SECS": "1", "CTI_ACD_DEAD_SECS": "3", "CTI_ACD_MAX_WAIT_SECS": "120"}
 AGENTS = ("6001", "6002", "6003", "7001", "8001")
 
-
-def sleep(seconds):
-    return deferLater(reactor, seconds)
-
-
-async def until(predicate, timeout, what):
-    waited = 0.0
-    while not predicate():
-        if waited > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await sleep(0.05)
-        waited += 0.05
 
 
 def configure(engine, slow_max_wait=None, on_max_wait="voicemail"):

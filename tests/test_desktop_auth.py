@@ -19,19 +19,8 @@ from callcenter.config import CrmConfig
 from crm_core.acd_config import NewAgent, thd_save_agent
 from crm_core.service import CrmService
 from tests.crm_servers import crm_templates  # noqa: F401 (fixture)
+from tests.servers import forget_keys
 from tests.test_desktop_server import basic, login, make_desktop, open_desktop, post, url
-
-
-async def forget_keys(redis_url, prefix):
-    """Remove the keys under ``prefix`` (an asyncio coroutine)."""
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        async for key in client.scan_iter(f"{prefix}*"):
-            await client.delete(key)
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

@@ -32,7 +32,8 @@ from callcenter.app import build_root
 from callcenter.config import DesktopConfig, build_config
 from tests import servers
 from tests.servers import free_port
-from tests.test_desktop_auth import close_of, forget_keys
+from tests.servers import forget_keys
+from tests.test_desktop_auth import close_of
 from tests.test_desktop_server import basic, fake_check_password, open_desktop, post, url
 
 pytestmark = pytest.mark.redis

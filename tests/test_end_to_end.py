@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
 
 from acd.events import (CallArrived, CallCompleted, CallConnected, CallEnded, CallEnteredIvr, CallOffered,
                         CallQueued)
@@ -21,22 +20,10 @@ from callcenter.config import build_config
 from callcenter.sim import SoundLibrary
 from callcenter.sim.scenarios import Simulator
 from tests.servers import free_port
-from tests.util import always_open_routes, copy_flows
+from tests.util import always_open_routes, copy_flows, sleep, until
 
 ALWAYS_OPEN = always_open_routes()
 
-
-def sleep(seconds):
-    return deferLater(reactor, seconds)
-
-
-async def until(predicate, timeout, what):
-    waited = 0.0
-    while not predicate():
-        if waited > timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        await sleep(0.05)
-        waited += 0.05
 
 
 def running_lab(tmp_path, sounds=None):

@@ -20,6 +20,24 @@ def asyncio_test(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
     return wrapper
 
 
+def sleep(seconds: float) -> Any:
+    """A Deferred that fires after ``seconds`` on the reactor (for Twisted coroutine tests)."""
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    return deferLater(reactor, seconds)
+
+
+async def until(predicate: Callable[[], Any], timeout: float, what: str) -> None:
+    """In a Twisted coroutine test: wait, never blocking the reactor, until ``predicate()`` is true."""
+    waited = 0.0
+    while not predicate():
+        if waited > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await sleep(0.05)
+        waited += 0.05
+
+
 async def eventually(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
     """Wait (on the loop, never blocking it) until ``predicate()`` is true."""
     loop = asyncio.get_running_loop()
