@@ -354,10 +354,17 @@ class Window:
         oldest = int(now // 60) - self._buckets.maxlen + 1
         return [(b.minute * 60.0, b.waiting_max, b.service_level) for b in self._buckets if b.minute >= oldest]
 
-    def buckets(self, now: float) -> list[Bucket]:
-        """The held minutes of the last hours, oldest first."""
+    def buckets(self, now: float, first_minute: int | None = None) -> list[Bucket]:
+        """The held minutes of the last hours (from ``first_minute`` on, if given), oldest first."""
         oldest = int(now // 60) - self._buckets.maxlen + 1
-        return [b for b in self._buckets if b.minute >= oldest]
+        if first_minute is not None:
+            oldest = max(oldest, first_minute)
+        recent = []
+        for bucket in reversed(self._buckets):      # the live chart asks for the last minutes only
+            if bucket.minute < oldest:
+                break
+            recent.append(bucket)
+        return recent[::-1]
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -386,9 +393,7 @@ def combined_points(windows: Iterable[Window], now: float,
     merged: dict[int, Bucket] = {}
     first = int(since // 60) if since is not None else None
     for window in windows:
-        for b in window.buckets(now):
-            if first is not None and b.minute < first:
-                continue
+        for b in window.buckets(now, first):
             into = merged.setdefault(b.minute, Bucket(b.minute))
             into.waiting_max += b.waiting_max
             into.answered += b.answered

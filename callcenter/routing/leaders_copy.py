@@ -33,8 +33,10 @@ class _Minutes:
         for minute in [m for m in self._buckets if m < oldest]:
             del self._buckets[minute]
 
-    def buckets(self, now: float) -> list[Bucket]:
+    def buckets(self, now: float, first_minute: int | None = None) -> list[Bucket]:
         oldest = int(now // 60) - self._held + 1
+        if first_minute is not None:
+            oldest = max(oldest, first_minute)
         return [self._buckets[m] for m in sorted(self._buckets) if m >= oldest]
 
 

@@ -243,8 +243,8 @@ class AcdService(AsyncService):
         full_chart = now - self._chart_full_at >= CHART_FULL_EVERY
         if steady == self._published and now - self._published_at < REPUBLISH_EVERY and not full_chart:
             return
-        first_minute = -1 if full_chart else int(now // 60) - 1
-        chart = {q.name: [b for b in self.figures.book.window(q.name).buckets(now) if b.minute >= first_minute]
+        first_minute = None if full_chart else int(now // 60) - 1
+        chart = {q.name: self.figures.book.window(q.name).buckets(now, first_minute)
                  for q in self.distributor.setup.queues}
         try:
             text = codec.encode_figures_broadcast(queues, agents, chart, full_chart)
