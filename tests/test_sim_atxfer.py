@@ -212,7 +212,8 @@ def test_a_four_digit_extension_reaches_the_transfer_on_a_local_leg():
 
 def test_a_consulted_agent_who_does_not_answer_gives_the_caller_back_to_the_agent():
     """6003 never answers: after cc-consult's ring time the consultation hangs up, 6001 goes back to the
-    caller's bridge (Unhold, the music stops), no AttendedTransfer; the call stays 6001's."""
+    caller's bridge (the music stops, then Unhold, as Asterisk's rebridge does), no AttendedTransfer; the
+    call stays 6001's."""
     lab = Lab(CTI_AGENT_RING_SECS="10")
     lab.sim.agent("6001", ring=1, talk=300)
     lab.sim.agent("6003", mode="noanswer")
@@ -224,7 +225,7 @@ def test_a_consulted_agent_who_does_not_answer_gives_the_caller_back_to_the_agen
     lab.sim.advance(7)
     names = [m.name for t, m in lab.sim.events if t >= mark and m.name in ("Hold", "Unhold", "MusicOnHoldStart",
                                                                            "MusicOnHoldStop", "AttendedTransfer")]
-    assert names == ["Hold", "MusicOnHoldStart", "Unhold", "MusicOnHoldStop"]
+    assert names == ["Hold", "MusicOnHoldStart", "MusicOnHoldStop", "Unhold"]
     assert [m.get("DialStatus") for m in lab.events("DialEnd", mark)] == ["NOANSWER"]
     assert leg.bridge is call.line.bridge and not leg.hungup
     assert lab.timeline()[-2:] == ["held", "resumed"]
@@ -332,5 +333,6 @@ def test_the_shipped_featuremap_is_features_conf():
     found = dict(re.findall(r"^(\w+)\s*=>\s*(\S+)", block, re.MULTILINE))
     assert found == SHIPPED_FEATUREMAP
     general = text[text.index("[general]"):text.index("[featuremap]")]
-    from callcenter.sim.atxfer import NO_ANSWER_TIMEOUT
+    from callcenter.sim.atxfer import ATXFER_ABORT, NO_ANSWER_TIMEOUT
     assert float(re.search(r"^atxfernoanswertimeout\s*=\s*(\d+)", general, re.MULTILINE).group(1)) == NO_ANSWER_TIMEOUT
+    assert re.search(r"^atxferabort\s*=\s*(\S+)", general, re.MULTILINE).group(1) == ATXFER_ABORT

@@ -8,8 +8,9 @@ meanwhile: events and later actions wait).
 
 The texts of QueuePenalty, QueueLog, Bridge, Atxfer, BlindTransfer, PlayDTMF,
 Hangup by /regex/ and of the argument errors were taken from Asterisk
-22.10.1 as the ``cti`` user (tests/test_real_asterisk_ami.py).  Atxfer's
-digits and the attended transfer they start are in atxfer.py.  What the sim
+22.10.1 as the ``cti`` user (tests/test_real_asterisk_ami.py), CancelAtxfer's
+from tests/test_real_asterisk_actions.py.  Atxfer's and CancelAtxfer's
+digits and the attended transfer they start and abort are in atxfer.py.  What the sim
 does not do: check the user's write classes (Command, and Originate of
 System() & co., which Asterisk refuses to ``cti``).
 """
@@ -502,6 +503,19 @@ def action_atxfer(session, action: Action) -> Reply:
               lambda: atxfer.queue_digits(engine, chan, code, exten, action.get("Context")))
 
 
+def action_cancelatxfer(session, action: Action) -> Reply:
+    """Answered the same whether or not a transfer runs: Asterisk only queues the abort code."""
+    channel = action.get("Channel")
+    if not channel:
+        return error(action, "No channel specified")
+    engine = session.engine
+    chan = engine.find(channel)
+    if chan is None:
+        return error(action, "Channel specified does not exist")
+    code = atxfer.abort_code(chan)
+    return ok(action, "CancelAtxfer successfully queued", lambda: atxfer.queue_abort(engine, chan, code))
+
+
 def action_blindtransfer(session, action: Action) -> Reply:
     channel, exten, context = action.get("Channel"), action.get("Exten"), action.get("Context")
     if not channel:
@@ -550,7 +564,7 @@ ACTIONS = {
     "queuepause": action_queuepause, "coreshowchannels": action_coreshowchannels, "status": action_status,
     "queuestatus": action_queuestatus, "queuesummary": action_queuesummary, "queuepenalty": action_queuepenalty,
     "queuelog": action_queuelog, "playdtmf": action_playdtmf, "bridge": action_bridge, "atxfer": action_atxfer,
-    "blindtransfer": action_blindtransfer,
+    "cancelatxfer": action_cancelatxfer, "blindtransfer": action_blindtransfer,
 }
 
 #: Actions allowed before Login (manager.c process_message).

@@ -39,15 +39,27 @@ bridge.  Its outcome, as bridge_basic.c's state machine decides it
 * the transferer goes while the target still rings: blond, the same
   merge (the caller hears the target ring);
 * the target hangs up, or does not answer within atxfernoanswertimeout
-  (15 s, the shipped features.conf): rebridge.  The transferer goes back to
-  the caller's bridge, ``Unhold`` on it, MusicOnHoldStop on the caller,
-  no AttendedTransfer;
+  (15 s, the shipped features.conf), or the transferer aborts (AMI
+  CancelAtxfer, :func:`queue_abort`): rebridge.  The transferer goes back
+  to the caller's bridge, MusicOnHoldStop on the caller, the two
+  BRIDGEPEERs, ``Unhold`` on the transferer, then the consultation bridge
+  is destroyed and a target still in it hung up; no AttendedTransfer
+  (tests/test_real_asterisk_actions.py, an abort while the target rang and
+  one while consulting, both recorded on Asterisk 22.10.1);
 * the caller hangs up while the target rings: ``AttendedTransfer``
   Result Fail, the consultation bridge is destroyed (both hung up); while
   consulting: no event, the consultation carries on as an ordinary call.
 
-Not simulated (not needed by the daemon, not recorded): the abort, complete,
-three-way and swap DTMF codes, the recall of the transferer after a blond
+AMI CancelAtxfer queues the ``atxferabort`` code (features.conf [general],
+:data:`ATXFER_ABORT`) on the channel, answering "CancelAtxfer
+successfully queued" whether or not a transfer runs.  A transferer in its
+consultation bridge reads it (DTMFEnd per digit) and aborts; on a channel of
+a bridge with the transfer feature and no transfer running, the digits are
+read and dropped (two DTMFEnd, nothing else, as recorded); elsewhere they
+pass through like Atxfer's.
+
+Not simulated (not needed by the daemon, not recorded): an abort while the
+extension is being collected, the complete, three-way and swap DTMF codes, the recall of the transferer after a blond
 transfer nobody answers (atxferdropcall=no: the sim drops the caller when
 the target's Dial gives up), Dial option ``T`` (the caller transferring),
 an Atxfer in a Queue() bridge (its digits pass through), MusicOnHoldStop
@@ -75,6 +87,8 @@ logger = logging.getLogger(__name__)
 
 #: asterisk_conf/features.conf [featuremap] (``Simulator(featuremap=SHIPPED_FEATUREMAP)``)
 SHIPPED_FEATUREMAP = {"blindxfer": "#1", "atxfer": "*2"}
+#: asterisk_conf/features.conf [general] atxferabort (Asterisk's own default is ``*1``)
+ATXFER_ABORT = "*0"
 
 PASS_GAP = 0.16            # between two digits the bridge reads (passed through, or the feature code)
 PASS_TONE = 0.1            # a passed-through digit's tone on the far side
@@ -92,6 +106,39 @@ INVALID_PROMPT = 1.5       # transferinvalidsound (privacy-incorrect); not recor
 def feature_code(engine: Engine, chan: Channel) -> str:
     """The atxfer code for ``chan``: its own FEATUREMAP(atxfer), else features.conf's."""
     return chan.get_var("FEATUREMAP(atxfer)") or engine.featuremap.get("atxfer", "")
+
+
+def abort_code(chan: Channel) -> str:
+    """The atxferabort code for ``chan``: its own FEATURE(atxferabort), else features.conf's."""
+    return chan.get_var("FEATURE(atxferabort)") or ATXFER_ABORT
+
+
+def queue_abort(engine: Engine, chan: Channel, code: str) -> None:
+    """What AMI CancelAtxfer does: the abort code's digits on ``chan``, read by its bridge."""
+    xfer = chan.owner if isinstance(chan.owner, AttendedTransfer) else None
+    if xfer is not None and xfer.consulting(chan):
+        body = _abort(engine, xfer, code)
+    elif may_transfer(chan):
+        body = _swallowed(engine, chan, code)
+    else:
+        body = _pass_through(engine, chan, code)
+    Task(engine.scheduler, body, f"cancel atxfer {chan.name}").start()
+
+
+def _abort(engine: Engine, xfer: AttendedTransfer, code: str):
+    yield from _swallowed(engine, xfer.transferer, code)
+    if xfer.consulting(xfer.transferer):
+        xfer.stimulus("abort")
+
+
+def _swallowed(engine: Engine, chan: Channel, digits: str):
+    """Digits a bridge with DTMF features reads itself: DTMFEnd on ``chan``, none on the far side."""
+    for index, digit in enumerate(digits):
+        if index:
+            yield Sleep(PASS_GAP)
+        if chan.hungup:
+            return
+        engine.emit(ev.dtmf_end(chan, digit, 0))
 
 
 def queue_digits(engine: Engine, chan: Channel, code: str, exten: str, context: str) -> None:
@@ -201,8 +248,10 @@ MOVES: dict[tuple[State, str], State] = {
     (State.CALLING_TARGET, "target hangs up"): State.REBRIDGE,
     (State.CALLING_TARGET, "timeout"): State.REBRIDGE,
     (State.CALLING_TARGET, "transferee hangs up"): State.FAIL,
+    (State.CALLING_TARGET, "abort"): State.REBRIDGE,
     (State.CONSULTING, "transferer goes"): State.COMPLETE,
     (State.CONSULTING, "target hangs up"): State.REBRIDGE,
+    (State.CONSULTING, "abort"): State.REBRIDGE,
     (State.CONSULTING, "transferee hangs up"): State.CONSULTATION_ONLY,
     (State.CONSULTATION_ONLY, "transferer goes"): State.ENDED,
     (State.CONSULTATION_ONLY, "target hangs up"): State.ENDED,
@@ -237,6 +286,11 @@ class AttendedTransfer:
 
     def still_there(self) -> bool:
         return not self.transferer.hungup and self.transferer.bridge is self.orig
+
+    def consulting(self, chan: Channel) -> bool:
+        """``chan`` is this transfer's transferer, in the consultation bridge (calling or talking to the target)."""
+        return (chan is self.transferer and self.state in (State.CALLING_TARGET, State.CONSULTING)
+                and chan.bridge is self.consult and not chan.hungup)
 
     def hold(self) -> None:
         """ast_bridge_channel_write_hold: Hold on the transferer, music for the others."""
@@ -393,21 +447,25 @@ class AttendedTransfer:
         engine, transferer, target = self.engine, self.transferer, self.target
         if self.gone is target:
             self._drop_target()
-        if transferer.bridge is self.consult:
-            self._clear_peer(transferer)
+        if transferer.bridge is self.consult:   # moved back: its BRIDGEPEER is overwritten, not cleared
             engine.leave(transferer)
         if transferer.bridge is None and not transferer.hungup:
             engine.enter(self.orig, transferer)
-        engine.emit(ev.unhold(transferer))
         self._unhold_parties()
         transferee = self._transferee()
         if transferee is not None:
             self._peers(transferee, transferer)
-            self._connect(transferer, transferee)
+        engine.emit(ev.unhold(transferer))
         transferer.owner = self.dial
-        if self.consult.channels:          # timeout: the target is still in the destroyed bridge
-            self._drop_target()
+        target_left = bool(self.consult.channels)   # timeout, abort: the target is still in the bridge
+        if target_left:
+            self._clear_peer(target)
+            engine.leave(target)
         engine.emit(ev.bridge_destroy(self.consult))
+        if target_left and not target.hungup:
+            engine.hangup(target, 16)
+        if transferee is not None:
+            self._connect(transferer, transferee)
 
     def _enter_fail(self) -> None:
         """The caller hung up while the target rang: a failed transfer, the consultation is torn down."""
