@@ -128,6 +128,7 @@ class CallRecord:
     abandoned: bool = False
     confirmed: bool = True
     agent_id: str | None = None
+    consulting: bool = False     # the agent is in an attended transfer's consultation
 
 
 # -- call events --------------------------------------------------------------
@@ -227,6 +228,23 @@ class CallHeld:
 class CallResumed:
     call_id: str
     held_seconds: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallConsulting:
+    """The agent left the caller (on hold) for an attended transfer's consultation bridge."""
+
+    call_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallTransferCancelled:
+    """The consultation ended without a transfer (aborted, or the target hung up or did not answer):
+    the agent is back in the caller's bridge."""
+
+    call_id: str
     at: float
 
 
@@ -341,6 +359,7 @@ class CallsResynced:
 
 CallEvent = Union[
     CallArrived, CallEnteredIvr, CallQueued, CallOffered, OfferFailed, CallDialedOut,
-    CallConnected, CallHeld, CallResumed, CallTransferred, CallCompleted, CallAbandoned, CallEnded,
+    CallConnected, CallHeld, CallResumed, CallConsulting, CallTransferCancelled, CallTransferred, CallCompleted,
+    CallAbandoned, CallEnded,
 ]
 TrackerEvent = Union[CallEvent, AgentMemberStatus, AgentMemberRemoved, AsteriskRestarted, CallsResynced]

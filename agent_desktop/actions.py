@@ -3,7 +3,8 @@
 Agents act on themselves: their ACD state (``ready``, ``not_ready``,
 ``login``, ``logout``), their wrap-up (``wrap_up``: a disposition code and
 notes saved on the call's contact record, then ready or more time), their
-call (``hold``, ``unhold``, ``hangup``, ``transfer``, ``dial``), tickets
+call (``hold``, ``unhold``, ``hangup``, ``transfer``, ``cancel_transfer``,
+``dial``), tickets
 (``ticket``: open one linked to the call, or change one) and customers
 (``search``, ``history``).  Supervisors and admins also ``spy`` (listen,
 whisper, barge) and ``force_state`` (an agent not ready or logged out), on
@@ -37,7 +38,7 @@ CODE = re.compile(r"[-_0-9A-Za-z]{1,32}")
 MAX_NOTES = 4000
 SUPERVISOR_ROLES = frozenset({"supervisor", "admin"})
 AGENT_ACTIONS = frozenset({"ready", "not_ready", "login", "logout", "wrap_up", "hold", "unhold", "hangup",
-                           "transfer", "dial", "ticket", "search", "history"})
+                           "transfer", "cancel_transfer", "dial", "ticket", "search", "history"})
 SUPERVISOR_ACTIONS = frozenset({"spy", "force_state"})
 ACTIONS = AGENT_ACTIONS | SUPERVISOR_ACTIONS
 
@@ -164,6 +165,9 @@ class DesktopActions:
         target = _text(body, "target")
         kind = _text(body, "kind", 16, required=False) or "blind"
         return {"call_id": await resolved(self._calls().transfer(agent, target, kind))}
+
+    async def _cancel_transfer(self, agent: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {"call_id": await resolved(self._calls().cancel_transfer(agent))}
 
     async def _dial(self, agent: str, body: dict[str, Any]) -> dict[str, Any]:
         await resolved(self._calls().dial(agent, _text(body, "number", 32)))

@@ -6,7 +6,9 @@ and to nobody else:
 * ``pop``: when the ACD offers a call to the agent (its ``Offer`` effect):
   the body of ``agent_desktop.pop.pop_payload`` plus ``state: "ringing"``;
 * ``call``: ``{"call_id", "state"}`` with ``connected``, ``held``,
-  ``resumed``, ``transferred`` (with ``to``), ``ended`` (and ``missed``
+  ``resumed``, ``consulting`` (an attended transfer's consultation),
+  ``transfer-cancelled`` (it ended without a transfer: the agent has the
+  caller again), ``transferred`` (with ``to``), ``ended`` (and ``missed``
   when the agent did not take it), from the call tracker's events;
 * ``agent``: the agent's own ACD state (``AgentChanged``).
 
@@ -31,6 +33,7 @@ from agent_desktop.pop import PopContext, build_pop, pop_payload
 logger = logging.getLogger(__name__)
 
 _CALL_STATES = {ev.CallConnected: "connected", ev.CallHeld: "held", ev.CallResumed: "resumed",
+                ev.CallConsulting: "consulting", ev.CallTransferCancelled: "transfer-cancelled",
                 ev.CallTransferred: "transferred", ev.CallEnded: "ended"}
 
 

@@ -303,6 +303,7 @@ SINGLE_REPLIES = {
     "Hangup": [("Message", "Channel Hungup")],
     "Bridge": [("Message", "Channels have been bridged")],
     "Atxfer": [("Message", "Atxfer successfully queued")],
+    "CancelAtxfer": [("Message", "CancelAtxfer successfully queued")],
     "BlindTransfer": [("Message", "Transfer succeeded")],
     "PlayDTMF": [("Message", "DTMF successfully queued")],
 }

@@ -117,6 +117,7 @@ def _label(e: object, times: bool) -> str:
         ev.CallArrived: "arrived", ev.CallEnteredIvr: "ivr", ev.CallQueued: "queued",
         ev.CallOffered: "offered", ev.CallConnected: "connected", ev.CallDialedOut: "dialing",
         ev.CallHeld: "held", ev.CallResumed: "resumed", ev.CallTransferred: "transfer",
+        ev.CallConsulting: "consulting", ev.CallTransferCancelled: "transfer-cancelled",
         ev.CallCompleted: "wrap-up", ev.CallAbandoned: "abandoned", ev.CallEnded: "ended",
     }.get(type(e)) or getattr(e, "reason", type(e).__name__)
     text = f"{name}@{e.at:.1f}" if times else name
@@ -323,7 +324,7 @@ def test_attended_transfer_moves_the_call_to_the_consulted_agent():
     h = play("more/ami_atxfer.txt")
     assert h.timeline() == [
         "arrived@0.3", "queued@0.8 moh", "offered@1.8 6001", "connected@2.8 6001", "held@5.1",
-        "resumed@13.3", "transfer@13.3 attended 6002", "wrap-up@16.8 agent", "ended@16.8 16",
+        "consulting@5.3", "resumed@13.3", "transfer@13.3 attended 6002", "wrap-up@16.8 agent", "ended@16.8 16",
     ]
     assert only(h.of(ev.CallResumed)).held_seconds == pytest.approx(8.24, abs=0.01)
     record = only(h.of(ev.CallEnded)).record

@@ -138,6 +138,49 @@ def test_an_attended_transfer_from_the_desktop(lab, acd, accounts):  # noqa: F81
         assert record.agent in ("6001", "6002")
 
 
+def test_an_attended_transfer_cancelled_from_the_desktop(lab, acd, accounts):  # noqa: F811
+    """cancel_transfer while 6001 consults 6002: refused before the transfer; then CancelAtxfer on 6001's
+    leg (Asterisk answers "CancelAtxfer successfully queued" whether a transfer runs or not, so the daemon
+    checks).  Asterisk reads the abort code (DTMFEnd ``*``, ``0``), moves 6001 back into the caller's
+    bridge, stops the caller's music, ``Unhold``, destroys the consultation bridge and hangs up the
+    consulted legs, with no AttendedTransfer; the desktop gets ``consulting``, ``transfer-cancelled``,
+    ``resumed``; the record keeps 6001 as the agent, with no transfer and the hold time."""
+    lab.phone("6002", "answer")
+    client, caller = on_call(lab, acd, "+8613900002006")
+    with client:
+        agent_leg = dial_end(lab, caller, "6001", "ANSWER")["DestChannel"]
+        refused = client.request("cancel_transfer")
+        assert not refused["ok"] and refused["error"] == "no attended transfer in progress on the call"
+        mark, since = lab.observer.mark(), client.mark()
+        client.ok("transfer", target="6002", kind="attended")
+        event(lab, "DialEnd", 20, since=mark, DialStatus="ANSWER", DestChannel="Local/6002@agents-")
+        client.wait_type("call", since=since, call_id=caller.linkedid, state="consulting")
+        consult_leg = event(lab, "BridgeEnter", since=mark, Channel="PJSIP/6001-")
+        caller_bridge = event(lab, "BridgeEnter", Linkedid=caller.linkedid, Channel="PJSIP/trunk-")["BridgeUniqueid"]
+        assert consult_leg["BridgeUniqueid"] != caller_bridge
+        mark = lab.observer.mark()
+        assert client.ok("cancel_transfer")["call_id"] == caller.linkedid
+        back = event(lab, "BridgeEnter", since=mark, Channel="PJSIP/6001-")
+        assert back["BridgeUniqueid"] == caller_bridge and back["Channel"] == agent_leg
+        event(lab, "MusicOnHoldStop", since=mark, Channel="PJSIP/trunk-")
+        event(lab, "Unhold", since=mark, Channel=agent_leg)
+        event(lab, "BridgeDestroy", since=mark, BridgeUniqueid=consult_leg["BridgeUniqueid"])
+        event(lab, "Hangup", since=mark, Channel="PJSIP/6002-")
+        event(lab, "Hangup", since=mark, Channel="Local/0@cc-consult-")
+        digits = [e.get("Digit") for e in lab.observer.events[mark:] if e.get("Event") == "DTMFEnd"
+                  and e.get("Channel") == agent_leg]
+        assert digits[:2] == ["*", "0"]
+        client.wait_type("call", since=since, call_id=caller.linkedid, state="resumed")
+        states = [f["state"] for f in client.frames[since:] if f.get("type") == "call"]
+        assert states == ["held", "consulting", "transfer-cancelled", "resumed"], states
+        assert lab.observer.find(lambda e: e.get("Event") == "AttendedTransfer", since=mark) is None
+        assert acd.agent("6001")["call_id"] == caller.linkedid
+        hang_up(caller)
+        client.wait_type("call", call_id=caller.linkedid, state="ended")
+        record = record_of(acd, caller.linkedid)
+        assert record.agent == "6001" and not record.transfers and record.hold_seconds, record
+
+
 def test_click_to_dial_from_the_desktop(lab, acd, accounts):  # noqa: F811
     """dial: Originate of 6001's phone into cc-outbound; once 6001 answers, the carrier dials the
     customer, who answers; the outbound call is in the contact log with agent 6001."""

@@ -926,6 +926,7 @@ async def test_the_daemons_client_gets_every_declared_action_answered_promptly()
         "PlayDTMF": [("Channel", a.name), ("Digit", "5")],
         "Bridge": [("Channel1", a.name), ("Channel2", b.name)],
         "Atxfer": [("Channel", a.name), ("Exten", "6001"), ("Context", "transfer")],
+        "CancelAtxfer": [("Channel", a.name)],
         "BlindTransfer": [("Channel", a.name), ("Context", "cc-hold"), ("Exten", "s")],
         "Redirect": [("Channel", b.name), ("Context", "cc-wait"), ("Exten", "s"), ("Priority", "1")],
         "Hangup": [("Channel", a.name)],

@@ -153,7 +153,7 @@ def test_the_daemons_attended_transfer_moves_the_call_to_the_consulted_agent():
     consult = next(m for m in lab.events("DialEnd") if (m.get("DestChannel") or "").startswith("Local/6002@"))
     assert consult.get("DialStatus") == "ANSWER" and consult.get("Channel").startswith("Local/0@cc-consult-")
     assert consult.get("Linkedid") == call.linkedid
-    assert lab.timeline()[-1] == "held"
+    assert lab.timeline()[-2:] == ["held", "consulting"]
     mark = lab.clock.seconds()
     lab.action("Hangup", Channel=leg.name, Cause="16")
     lab.sim.advance(1)
@@ -166,10 +166,10 @@ def test_the_daemons_attended_transfer_moves_the_call_to_the_consulted_agent():
         "BridgeMerge", "MusicOnHoldStop", "AttendedTransfer", "Hangup", "Unhold")]
     assert after[:4] == ["BridgeMerge", "MusicOnHoldStop", "AttendedTransfer", "Hangup"]
     assert "Unhold" not in after
-    assert lab.timeline()[-3:] == ["held", "resumed", "transfer attended 6002"]
+    assert lab.timeline()[-4:] == ["held", "consulting", "resumed", "transfer attended 6002"]
     lab.sim.advance(25)          # 6002 talks 20 s with the caller, then hangs up
-    assert lab.timeline() == ["arrived", "queued moh", "offered 6001", "connected 6001", "held", "resumed",
-                              "transfer attended 6002", "wrap-up agent", "ended 16"]
+    assert lab.timeline() == ["arrived", "queued moh", "offered 6001", "connected 6001", "held", "consulting",
+                              "resumed", "transfer attended 6002", "wrap-up agent", "ended 16"]
     record = lab.tracker.of(ev.CallEnded)[0].record
     assert record.agent_interface == "Local/6002@sim-agents/n"
     assert [(t.kind, t.from_agent_id, t.to_agent_id) for t in record.transfers] == [("attended", "6001", "6002")]
@@ -186,7 +186,7 @@ def test_the_agent_hanging_up_the_phone_completes_it_too():
     lab.sim.advance(3)
     lab.sim.agent_hangup("6001")
     lab.sim.advance(1)
-    assert lab.timeline()[-3:] == ["held", "resumed", "transfer attended 6002"]
+    assert lab.timeline()[-4:] == ["held", "consulting", "resumed", "transfer attended 6002"]
     bridge = call.line.bridge
     assert {c.name.rsplit("-", 1)[0] for c in bridge.channels} == {"Local/4100@cc-inbound", "Local/0@cc-consult"}
     call.hangup()
@@ -228,7 +228,7 @@ def test_a_consulted_agent_who_does_not_answer_gives_the_caller_back_to_the_agen
     assert names == ["Hold", "MusicOnHoldStart", "MusicOnHoldStop", "Unhold"]
     assert [m.get("DialStatus") for m in lab.events("DialEnd", mark)] == ["NOANSWER"]
     assert leg.bridge is call.line.bridge and not leg.hungup
-    assert lab.timeline()[-2:] == ["held", "resumed"]
+    assert lab.timeline()[-4:] == ["held", "consulting", "transfer-cancelled", "resumed"]
     assert not [c for c in lab.sim.engine.channels if "cc-consult" in c or "6003" in c]
     lab.action("Hangup", Channel=leg.name)
     lab.sim.advance(1)

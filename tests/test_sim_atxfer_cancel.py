@@ -86,7 +86,7 @@ def test_an_abort_while_consulting_gives_the_caller_back_to_the_agent():
     assert "AttendedTransfer" not in shape(lab, mark, leg, call)
     assert leg.bridge is call.line.bridge and not leg.hungup
     assert not [c for c in lab.sim.engine.channels if "cc-consult" in c or "6002" in c]
-    assert lab.timeline()[-2:] == ["held", "resumed"]
+    assert lab.timeline()[-4:] == ["held", "consulting", "transfer-cancelled", "resumed"]
     lab.action("Hangup", Channel=leg.name)
     lab.sim.advance(1)
     assert lab.timeline()[-2:] == ["wrap-up agent", "ended 16"] and lab.sim.errors == []

@@ -41,6 +41,20 @@ async def given_pjsip_phones(root, agents=("6001", "6002")):
                          if p.interface == f"PJSIP/{p.agent}"} >= set(agents), 10, "the ACD to load the interfaces")
 
 
+async def given_6001_on_a_call(lab, phones, ani, target_talk):
+    """6001 logged in from the desktop and connected to a caller of ``ani``; 6002 answers when rung."""
+    sim, root = await ready_lab(lab)
+    if phones == "pjsip":
+        await given_pjsip_phones(root)
+    sim.agent("6001", ring=0.3, talk=120)
+    sim.agent("6002", ring=0.5, talk=target_talk)
+    me = await desk(root, "6001")
+    assert (await asked(me, "login", ready=True))["ok"]
+    call = sim.call(ani, "Attended Caller", dnis="4060")
+    await until(lambda: any(f.get("state") == "connected" for f in me.of("call")), 10, "the call to connect")
+    return sim, root, me, call
+
+
 @pytest_twisted.ensureDeferred
 @pytest.mark.parametrize("phones", ["local", "pjsip"])
 async def test_an_attended_transfer_from_the_desktop(lab, phones):
@@ -50,15 +64,7 @@ async def test_an_attended_transfer_from_the_desktop(lab, phones):
     ``transferred``, and the contact record lists an attended transfer to 6002.  With the agents on
     PJSIP phones only the first digit after the feature code reaches the transfer, as on Asterisk 22:
     the daemon's one digit is enough, and AttendedTransfer names no target."""
-    sim, root = await ready_lab(lab)
-    if phones == "pjsip":
-        await given_pjsip_phones(root)
-    sim.agent("6001", ring=0.3, talk=120)
-    sim.agent("6002", ring=0.5, talk=4)
-    me = await desk(root, "6001")
-    assert (await asked(me, "login", ready=True))["ok"]
-    call = sim.call("5551020", "Attended Caller", dnis="4060")
-    await until(lambda: any(f.get("state") == "connected" for f in me.of("call")), 10, "the call to connect")
+    sim, root, me, call = await given_6001_on_a_call(lab, phones, "5551020", target_talk=4)
     answer = await asked(me, "transfer", target="6002", kind="attended")
     assert answer["ok"] and answer["call_id"] == call.linkedid, answer
     await until(lambda: any(f.get("state") == "held" for f in me.of("call")), 5, "held")
@@ -75,7 +81,7 @@ async def test_an_attended_transfer_from_the_desktop(lab, phones):
     assert transferer.startswith("PJSIP/6001-" if phones == "pjsip" else "Local/6001@sim-agents-")
     assert (done.get("TransferTargetChannel") is None) is (phones == "pjsip")
     states = [f["state"] for f in me.of("call") if f["call_id"] == call.linkedid]
-    assert states == ["connected", "held", "resumed", "transferred"]   # the music stops as the bridges merge
+    assert states == ["connected", "held", "consulting", "resumed", "transferred"]   # music stops as bridges merge
     assert [f.get("to") for f in me.of("call") if f["state"] == "transferred"] == ["Local/6002@sim-agents/n"]
     await until(lambda: call.hungup, 10, "6002 to end the call")
     await until(lambda: root.acd.distributor.agent("6001").state.value != "on-call", 5, "6001 off the call")
@@ -87,5 +93,42 @@ async def test_an_attended_transfer_from_the_desktop(lab, phones):
         await sleep(0.05)
     assert [(t.kind, t.to) for t in record.transfers or ()] == [("attended", "6002")], record
     assert record.agent in ("6001", "6002")
+    assert sim.errors == []
+    await as_deferred(me.close())
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("phones", ["local", "pjsip"])
+async def test_an_attended_transfer_cancelled_from_the_desktop(lab, phones):
+    """cancel_transfer while 6001 consults 6002: refused before the transfer (nothing to cancel), then
+    CancelAtxfer on 6001's leg; the consultation is hung up, 6001 has the caller again; the desktop gets
+    ``consulting`` then ``transfer-cancelled`` and ``resumed``; the call stays 6001's, with no transfer."""
+    sim, root, me, call = await given_6001_on_a_call(lab, phones, "5551021", target_talk=120)
+    refused = await asked(me, "cancel_transfer")
+    assert not refused["ok"] and refused["error"] == "no attended transfer in progress on the call"
+    assert (await asked(me, "transfer", target="6002", kind="attended"))["ok"]
+    await until(lambda: _events(sim, "DialEnd", DialStatus="ANSWER", DestChannel="Local/6002@sim-agents-"), 5,
+                "6002 to answer the consultation")
+    await until(lambda: any(f.get("state") == "consulting" for f in me.of("call")), 5, "consulting")
+    answer = await asked(me, "cancel_transfer")
+    assert answer["ok"] and answer["call_id"] == call.linkedid, answer
+    await until(lambda: any(f.get("state") == "resumed" for f in me.of("call")), 5, "resumed")
+    states = [f["state"] for f in me.of("call") if f["call_id"] == call.linkedid]
+    assert states == ["connected", "held", "consulting", "transfer-cancelled", "resumed"]
+    assert not _events(sim, "AttendedTransfer")
+    assert not [c for c in sim.engine.channels if "cc-consult" in c or "6002" in c]
+    leg = next(c for c in sim.engine.channels.values() if c.name.startswith(
+        "PJSIP/6001-" if phones == "pjsip" else "Local/6001@sim-agents-") and c.half in (0, 1, None))
+    assert leg.bridge is call.line.bridge and root.acd.distributor.agent("6001").state.value == "on-call"
+    again = await asked(me, "cancel_transfer")
+    assert not again["ok"] and "no attended transfer" in again["error"]
+    sim.engine.hangup(call.line, 16)
+    await until(lambda: root.acd.distributor.agent("6001").state.value != "on-call", 5, "6001 off the call")
+    for _ in range(100):        # the contact record is written through the CRM's thread pool
+        record = await contact(root, call.linkedid)
+        if record is not None and record.ended_at is not None:
+            break
+        await sleep(0.05)
+    assert record.agent == "6001" and not record.transfers and record.hold_seconds, record
     assert sim.errors == []
     await as_deferred(me.close())

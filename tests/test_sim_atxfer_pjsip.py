@@ -121,7 +121,7 @@ def test_the_daemons_one_digit_atxfer_on_a_pjsip_leg_transfers_and_names_no_targ
     assert done.get("OrigTransfererChannel") == done.get("SecondTransfererChannel") == leg.name
     assert not [key for key, _ in done.headers if key.startswith("TransferTarget")]
     assert done.get("SecondBridgeNumChannels") == "0"
-    assert lab.timeline()[-3:] == ["held", "resumed", "transfer attended 6002"]
+    assert lab.timeline()[-4:] == ["held", "consulting", "resumed", "transfer attended 6002"]
     lab.sim.advance(25)
     assert lab.timeline()[-2:] == ["wrap-up agent", "ended 16"]
     record = lab.tracker.of(ev.CallEnded)[0].record

@@ -6,7 +6,7 @@
 (() => {
   const {el, $, setText, clear, duration} = CC;
 
-  const CALL_ACTIVE = new Set(["connected", "held", "resumed"]);
+  const CALL_ACTIVE = new Set(["connected", "held", "resumed", "consulting", "transfer-cancelled"]);
   const view = {
     agent: null,        // the login, from welcome
     state: null,        // the last `agent` frame body
@@ -71,10 +71,11 @@
     $("btn-acd-logout").disabled = state === "logged-out";
     const callState = view.call ? view.call.state : null;
     const active = CALL_ACTIVE.has(callState);
-    $("btn-hold").disabled = !(callState === "connected" || callState === "resumed");
+    $("btn-hold").disabled = !["connected", "resumed", "transfer-cancelled"].includes(callState);
     $("btn-unhold").disabled = callState !== "held";
     $("btn-hangup").disabled = !active;
-    $("btn-transfer").disabled = !active;
+    $("btn-transfer").disabled = !active || callState === "consulting";
+    $("btn-cancel-transfer").hidden = callState !== "consulting";   // only while a consultation runs
   }
 
   // -- the screen pop ------------------------------------------------------------------------------
@@ -283,6 +284,8 @@
           ? `Consulting ${target}: the caller is on hold. Hang up to complete the transfer.`
           : `Transfer to ${target} requested.`, "ok"));
   });
+  $("btn-cancel-transfer").addEventListener("click", () => ask("cancel_transfer",
+      {}, () => message("Transfer cancelled: back with the caller.", "ok")));
   $("dial-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     const number = $("dial-number").value.trim();

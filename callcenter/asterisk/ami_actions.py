@@ -75,6 +75,7 @@ _SPECS = (
     _single("Hangup"),             # Channel Hungup (a Channel: /regex/ would make it a list: refused)
     _single("Bridge"),             # Channels have been bridged
     _single("Atxfer"),             # Atxfer successfully queued
+    _single("CancelAtxfer"),       # CancelAtxfer successfully queued (also when no transfer runs)
     _single("BlindTransfer"),      # Transfer succeeded (the channel's bridge peer goes to the target)
     _single("PlayDTMF"),           # DTMF successfully queued
 )

@@ -15,8 +15,8 @@ import logging
 from typing import Callable, Iterable
 
 from acd.events import (
-    CallCompleted, CallHeld, CallResumed, CallState, CallTransferred, HoldRecord, ReleasedBy, TrackerEvent,
-    TransferRecord,
+    CallCompleted, CallConsulting, CallHeld, CallResumed, CallState, CallTransferCancelled, CallTransferred,
+    HoldRecord, ReleasedBy, TrackerEvent, TransferRecord,
 )
 from callcenter.asterisk.ami_codec import AMIMessage
 from callcenter.asterisk.call_model import LiveCall, LiveChannel, agent_id, base_interface, local_partner, log_call
@@ -97,6 +97,29 @@ class ConversationMixin:
                 chan.bridges_seen.add(chan.bridge)
             if call is not None and uid == call.hub:
                 call.left_bridge = False
+            if call is not None and uid in call.peers and call.state is S.CONNECTED and chan.bridge:
+                self._consultation_move(call, uid, chan.bridge, now)
+
+    def _consultation_move(self, call: LiveCall, uid: str, bridge: str, now: float) -> None:
+        """The agent leg entering a bridge: an attended transfer's consultation starts or is over.
+
+        Asterisk moves the transferer into the consultation bridge, where the
+        target's Local ``;1`` already is (a channel of this call), and, when
+        the transfer is aborted (CancelAtxfer) or the target hangs up or does
+        not answer, back into the caller's bridge (tests/test_real_asterisk_actions.py).
+        """
+        hub = self._channels.get(call.hub or "")
+        caller_bridge = hub.bridge if hub is not None else None
+        if call.consult_bridge is not None and bridge == caller_bridge:
+            call.consult_bridge = None
+            log_call(call, logging.INFO, "the consultation ended without a transfer; back with the caller")
+            self._emit(CallTransferCancelled(call.call_id, now))
+        elif call.consult_bridge is None and caller_bridge is not None and bridge != caller_bridge and any(
+                other != uid and other != call.hub and other in self._channels
+                and self._channels[other].bridge == bridge for other in call.channels.values()):
+            call.consult_bridge = bridge
+            log_call(call, logging.INFO, "the agent consults in bridge %s", bridge)
+            self._emit(CallConsulting(call.call_id, now))
 
     def _on_bridge_leave(self, ev: AMIMessage, now: float) -> None:
         call, uid = self._lookup(ev)
@@ -114,7 +137,7 @@ class ConversationMixin:
         if call.held_since is not None:
             call.holds.append(HoldRecord(call.held_since, now))
             call.held_since = None
-        call.state, call.peers, call.peer_side = S.WRAP_UP, set(), set()
+        call.state, call.peers, call.peer_side, call.consult_bridge = S.WRAP_UP, set(), set(), None
         talk = now - (call.answered_at if call.answered_at is not None else now)
         self._emit(CallCompleted(call.call_id, call.agent_interface, talk, released_by, now, call.agent_id))
 
@@ -131,6 +154,7 @@ class ConversationMixin:
         if not self._can(call, S.CONNECTED, "attended transfer"):
             return
         self._resume(call, now)
+        call.consult_bridge = None
         record = TransferRecord("attended", call.agent_interface, interface, now, call.agent_id,
                                 agent_id(interface) or agent_id(leg_name))
         call.transfers.append(record)

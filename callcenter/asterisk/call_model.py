@@ -123,6 +123,7 @@ class LiveCall:
     transfers: list[TransferRecord] = field(default_factory=list)
     holds: list[HoldRecord] = field(default_factory=list)
     held_since: float | None = None
+    consult_bridge: str | None = None   # the agent leg's consultation bridge during an attended transfer
     cause: int | None = None
     cause_txt: str | None = None
     abandoned: bool = False
@@ -148,7 +149,7 @@ class LiveCall:
             queue=self.queue, agent_interface=self.agent_interface, agent_channel=self.agent_channel,
             member_name=self.member_name, offers=tuple(self.offers), transfers=tuple(self.transfers),
             holds=tuple(holds), cause=self.cause, cause_txt=self.cause_txt, abandoned=self.abandoned,
-            confirmed=self.confirmed, agent_id=self.agent_id)
+            confirmed=self.confirmed, agent_id=self.agent_id, consulting=self.consult_bridge is not None)
 
 
 # -- small helpers ----------------------------------------------------------

@@ -19,7 +19,9 @@ Asterisk 22 (``tests/test_real_asterisk_hold.py``, ``test_real_asterisk_ami.py``
   ``cc-transfer,<ext>``; to a queue: a new ACD hand-off, then ``Redirect`` to
   ``cc-wait``;
 * attended transfer: ``Setvar __CC_CONSULT_TO`` then ``Atxfer`` (exten ``0``) on the agent leg into
-  ``cc-consult``, which dials the target; the agent completes it by hanging up;
+  ``cc-consult``, which dials the target; the agent completes it by hanging up, or aborts it with
+  ``CancelAtxfer`` on the agent leg (features.conf ``atxferabort``), which Asterisk answers with success
+  whether or not a transfer runs, so the daemon refuses it unless the tracker sees a consultation;
 * click-to-dial: ``Originate`` of the agent's phone into ``cc-outbound``;
 * listen, whisper, barge: ``Originate`` of the supervisor's phone into
   ``cc-spy,<mode>`` with ``CC_SPY_TARGET`` = the agent leg.
@@ -129,6 +131,15 @@ class CallActions:
             await self._send("Atxfer", [("Channel", call.agent_channel), ("Exten", cv.CONSULT_EXTEN),
                                         ("Context", cv.CONTEXT_CONSULT)])
         logger.info("call %s: agent %s transfers (%s) to %s", call.call_id, agent, kind, target)
+        return call.call_id
+
+    async def cancel_transfer(self, agent: str) -> str:
+        """Abort the agent's attended transfer: the consulted leg is hung up, the agent has the caller again."""
+        call = self.call_of(agent)
+        if not call.consulting:
+            raise ActionRefused("no attended transfer in progress on the call")
+        await self._send("CancelAtxfer", [("Channel", call.agent_channel)])
+        logger.info("call %s: agent %s cancels the attended transfer", call.call_id, agent)
         return call.call_id
 
     # -- new calls -----------------------------------------------------------------------------------
