@@ -1,6 +1,7 @@
 """The agent desktop and the wallboard in a real headless Chromium (Debian's package, driven by Playwright),
 against the real daemon routing simulator calls through its ACD.
 
+The attended transfer and its Cancel transfer button are driven from the page too.
 Screenshots are saved as test artifacts in ``build/test-artifacts/`` (the desktop mid-call, the wallboard).
 """
 
@@ -13,6 +14,7 @@ import pytest
 import pytest_twisted
 
 from callcenter.aio import as_deferred
+from callcenter.sim import SHIPPED_FEATUREMAP
 from crm_core.acd_config import thd_change_agent, thd_change_queue
 from crm_core.customers import NewAccount, NewCustomer, thd_add_account, thd_create_customer
 from tests.test_acd_sim import ready_lab, until
@@ -128,6 +130,42 @@ async def test_a_hostile_caller_name_is_shown_as_text(lab):
         assert await as_deferred(page.input_value("#new-customer-name")) == XSS
         assert await as_deferred(page.input_value("#new-customer-phone")) == "5559876"
         assert await as_deferred(page.evaluate("document.querySelectorAll('img').length")) == 0
+        assert dialogs == []
+    finally:
+        await as_deferred(browser.close())
+        await as_deferred(pw.stop())
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_attended_transfer_started_and_cancelled_from_the_page(lab):
+    """6001, on a call, starts an attended transfer to 6002 from the page: the Cancel transfer button shows
+    only while they consult; clicking it brings the caller back (the page says resumed, the button hides)."""
+    sim, root = await browser_test(lab)
+    sim.featuremap.update(SHIPPED_FEATUREMAP)
+    sim.agent("6001", ring=0.3, talk=120)
+    sim.agent("6002", ring=0.3, talk=120)
+    pw, browser, (page,), dialogs = await as_deferred(browser_pages(1))
+    try:
+        await as_deferred(sign_in(page, root, "6001", "pw-6001-secret"))
+        await as_deferred(page.click("#btn-acd-login"))
+        await until(lambda: root.acd.distributor.agent("6001").state.value != "logged-out", 10, "6001 in the ACD")
+        await as_deferred(page.click("#btn-ready"))
+        await until(lambda: root.acd.distributor.agent("6001").state.value == "ready", 10, "6001 ready")
+        call = sim.call("5551001", "Zoë", dnis="4060")
+        await as_deferred(page.wait_for_selector("#pop-state[data-state='connected']", timeout=15000))
+        assert await as_deferred(page.is_hidden("#btn-cancel-transfer"))
+        await as_deferred(page.fill("#transfer-target", "6002"))
+        await as_deferred(page.select_option("#transfer-kind", "attended"))
+        await as_deferred(page.click("#btn-transfer"))
+        await as_deferred(page.wait_for_selector("#btn-cancel-transfer:not([hidden])", timeout=15000))
+        assert await as_deferred(page.get_attribute("#pop-state", "data-state")) == "consulting"
+        assert await as_deferred(page.is_disabled("#btn-transfer"))
+        await as_deferred(page.click("#btn-cancel-transfer"))
+        await as_deferred(page.wait_for_selector("#pop-state[data-state='resumed']", timeout=15000))
+        assert await as_deferred(page.is_hidden("#btn-cancel-transfer"))
+        assert await as_deferred(page.is_enabled("#btn-hold"))
+        assert not [m for _, m in sim.events if m.name == "AttendedTransfer"]
+        assert root.acd.distributor.agent("6001").state.value == "on-call" and not call.hungup
         assert dialogs == []
     finally:
         await as_deferred(browser.close())
