@@ -27,7 +27,10 @@ What Asterisk 22.10.1 did (callcenter/sim/dial.py and queue_app.py copy it):
   if the agent had hung up, while the leg runs its target.
 
 Cross-thread orders that changed between runs (a leg's Newexten vs its
-BridgeLeave, MusicOnHoldStop vs BridgeEnter) are not asserted.
+BridgeLeave, MusicOnHoldStop vs BridgeEnter) are not asserted; nor is the
+caller's MusicOnHoldStop after the AMI Bridge, which about one run in 25
+lacked (the Bridge yanks the caller into a new channel while the old one is
+still in MusicOnHold()).
 """
 
 from __future__ import annotations
@@ -137,12 +140,19 @@ def unhold(lab, caller: str, agent_leg: str) -> None:
     mark = lab.observer.mark()
     reply = lab.observer.action("Bridge", Channel1=caller, Channel2=agent_leg, Tone="no")
     assert (reply[0]["Response"], reply[0]["Message"]) == ("Success", "Channels have been bridged")
-    lab.observer.wait_event(lambda e: named(e, "BridgeEnter", Channel=agent_leg), 10, "the new bridge", since=mark)
-    lab.observer.wait_event(lambda e: named(e, "MusicOnHoldStop", Channel=caller), 10, "the music to stop",
-                            since=mark)
-    # (MusicOnHoldStop came before or after the caller's BridgeEnter: two threads, seen both ways)
-    assert sorted(sequence(lab, mark, (caller, agent_leg))[:3]) == [
-        "0:BridgeEnter", "0:MusicOnHoldStop", "1:BridgeEnter"]
+    entered = {channel: lab.observer.wait_event(lambda e: named(e, "BridgeEnter", Channel=channel), 10,
+                                                "the new bridge", since=mark) for channel in (agent_leg, caller)}
+    # each enters it at the priority after the application it was in: the one after MusicOnHold() for the caller
+    assert entered[caller]["Context"] == "cc-hold" and entered[caller]["Priority"] == "5"
+    got = sequence(lab, mark, (caller, agent_leg))
+    # MusicOnHoldStop came before or after the caller's BridgeEnter (two threads, seen both ways), and in
+    # about one run in 25 not at all: the Bridge moves the caller into a new channel while the old one, still
+    # in MusicOnHold(), is torn down.
+    moh_stop = "0:MusicOnHoldStop"
+    assert sorted([step for step in got if step != moh_stop][:2]) == ["0:BridgeEnter", "1:BridgeEnter"]
+    assert got.count(moh_stop) <= 1
+    if moh_stop in got:
+        assert got.index(moh_stop) < 3
 
 
 def test_queue_call_dual_redirect_holds_both_parties_and_bridge_joins_them_again(lab):
@@ -186,7 +196,9 @@ def test_queue_call_caller_hanging_up_on_hold_leaves_the_agent_leg_waiting(lab):
 
 
 def test_redirect_of_the_queue_caller_alone_hangs_up_the_agent_leg(lab):
-    """Single Redirect: the agent leg is hung up; AgentComplete (Reason caller) only at the caller's hangup."""
+    """Single Redirect: the bridge hangs the agent leg up, the caller hears music.  AgentComplete (Reason
+    caller) came at the caller's later hangup in all but one of about 70 runs; so at most one, Reason caller,
+    is asserted, and a failure prints where the AgentComplete events came."""
     caller, agent_leg = queued_call(lab, "+8613800000003")
     mark = lab.observer.mark()
     reply = lab.observer.action("Redirect", Channel=caller.channel, Context="cc-hold", Exten="s", Priority="1")
@@ -194,15 +206,16 @@ def test_redirect_of_the_queue_caller_alone_hangs_up_the_agent_leg(lab):
     lab.observer.wait_event(lambda e: named(e, "Hangup", Channel=agent_leg), 10, "the agent leg to go", since=mark)
     lab.observer.wait_event(lambda e: named(e, "MusicOnHoldStart", Channel=caller.channel), 10,
                             "music on hold for the caller", since=mark)
-    assert not [e for e in events_since(lab, mark) if e["Event"] == "AgentComplete"]
     got = sequence(lab, mark, (caller.channel, agent_leg))
     assert got.index("1:BridgeLeave") < got.index("1:Hangup")
     assert "1:SoftHangupRequest" not in got                   # the bridge hangs it up, not a dialplan
     caller.hangup()
     caller.wait_gone()
-    complete = lab.observer.wait_event(lambda e: named(e, "AgentComplete", Channel=caller.channel), 10,
-                                       "AgentComplete", since=mark)
-    assert complete["Reason"] == "caller"
+    until(lambda: not call_channels(lab, caller.linkedid), 15, "every channel of the call to go")
+    got = sequence(lab, mark, (caller.channel, agent_leg))
+    complete = [(e["Reason"], got.index("0:AgentComplete")) for e in events_since(lab, mark)
+                if named(e, "AgentComplete", Channel=caller.channel)]
+    assert len(complete) <= 1 and all(reason == "caller" for reason, _ in complete), (complete, got)
 
 
 def test_redirect_of_the_queue_agent_leg_alone_ends_the_callers_queue_call(lab):
@@ -219,9 +232,9 @@ def test_redirect_of_the_queue_agent_leg_alone_ends_the_callers_queue_call(lab):
     got = sequence(lab, mark, (caller.channel, agent_leg))
     assert got.index("0:SoftHangupRequest") < got.index("0:Hangup")
     complete = [e for e in events_since(lab, mark) if named(e, "AgentComplete", Channel=caller.channel)]
-    if complete:
+    if complete:    # (before or after the caller's Hangup: app_queue's thread and the caller's, seen both ways)
         assert complete[0]["Reason"] == "caller"
-        assert got.index("0:SoftHangupRequest") < got.index("0:AgentComplete") < got.index("0:Hangup")
+        assert got.index("0:SoftHangupRequest") < got.index("0:AgentComplete")
     assert call_channels(lab, caller.linkedid)[agent_leg] == ("cc-agent-hold", "s", "Wait")
     lab.observer.action("Hangup", Channel=agent_leg)
     until(lambda: not call_channels(lab, caller.linkedid), 15, "every channel of the call to go")

@@ -412,6 +412,9 @@ def action_bridge(session, action: Action) -> Reply:
 def _ami_bridge(engine, first, second) -> None:
     """BridgeCreate, the running apps stop (MusicOnHoldStop), BridgeEnter x2, BRIDGEPEER both ways.
 
+    (The real one sometimes sends no MusicOnHoldStop at all: the yanked channel
+    is a new one; tests/test_real_asterisk_hold.py.  The simulator always does.)
+
     When one party hangs up or is redirected the other leaves too and goes on
     at the priority after the one it was in (more/README.txt).  Only channels
     running their own dialplan are simulated, not ones in Dial's or Queue's
