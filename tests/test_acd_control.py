@@ -7,6 +7,7 @@ import pytest_twisted
 from twisted.internet import threads
 
 from callcenter.routing.control import ask
+from callcenter.sim import SHIPPED_FEATUREMAP
 
 from tests.test_acd_sim import AGENTS, ready_lab, sleep, state, until  # noqa: F401 (fixture helpers)
 from tests.test_acd_sim import lab as sim_lab  # noqa: F401
@@ -42,6 +43,53 @@ async def test_agent_commands_and_queries_over_the_socket(lab):
     assert support["waiting"] == 0 and support["agents_by_state"] == {"not-ready": 1}
     (logout,) = await exchange(path, {"op": "agents.logout", "agent": "6001"})
     assert logout["agent"]["state"] == "logged-out" and state(root, "6001") == ("logged-out", None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_call_actions_over_the_socket(lab):
+    """calls.* on 6001's call: refused without a call; an attended transfer to 6002 cancelled (the cancel
+    refused before the consultation and after it); hold and unhold; hangup.  Each answer only says Asterisk took the action:
+    the test waits for the tracker to see what happened."""
+    sim, root = await ready_lab(lab)
+    sim.featuremap.update(SHIPPED_FEATUREMAP)
+    sim.agent("6001", ring=0.2, talk=120)
+    sim.agent("6002", ring=0.2, talk=120)
+    path, tracker = root.control.path, root.calls.tracker
+
+    def record():
+        return tracker.get(call.linkedid)
+
+    (idle,) = await exchange(path, {"op": "calls.hold", "agent": "6001"})
+    assert idle == {"ok": False, "error": "agent 6001 has no call in conversation"}
+    await exchange(path, {"op": "agents.login", "agent": "6001", "ready": True})
+    call = sim.call("5551012", "Jane", dnis="4060")
+    await until(lambda: state(root, "6001")[0] == "on-call" and record().agent_channel, 10, "6001 on the call")
+    (early,) = await exchange(path, {"op": "calls.cancel_transfer", "agent": "6001"})
+    assert early == {"ok": False, "error": "no attended transfer in progress on the call"}
+    (consult,) = await exchange(path, {"op": "calls.transfer", "agent": "6001", "target": "6002",
+                                       "kind": "attended"})
+    assert consult["ok"] is True
+    await until(lambda: record().consulting, 10, "6001 consulting 6002")
+    (cancelled,) = await exchange(path, {"op": "calls.cancel_transfer", "agent": "6001"})
+    assert cancelled == {"ok": True, "call_id": call.linkedid}
+    await until(lambda: not record().consulting and record().holds[-1].ended_at is not None, 10,
+                "the consultation over")
+    assert not record().transfers and record().agent_id == "6001"
+    assert not [name for name in sim.engine.channels if "6002" in name or "cc-consult" in name]
+    (late,) = await exchange(path, {"op": "calls.cancel_transfer", "agent": "6001"})
+    assert late["ok"] is False
+    (held,) = await exchange(path, {"op": "calls.hold", "agent": "6001"})
+    assert held == {"ok": True, "call_id": call.linkedid}
+    await until(lambda: record().holds[-1].ended_at is None, 5, "the caller on hold")
+    (again,) = await exchange(path, {"op": "calls.hold", "agent": "6001"})
+    assert again == {"ok": False, "error": "the call is on hold already"}
+    (back,) = await exchange(path, {"op": "calls.unhold", "agent": "6001"})
+    assert back["ok"] is True
+    await until(lambda: record().holds[-1].ended_at is not None, 5, "the caller back")
+    (hangup,) = await exchange(path, {"op": "calls.hangup", "agent": "6001"})
+    assert hangup["ok"] is True
+    await until(lambda: call.hungup, 5, "the call to end")
+    assert sim.errors == []
 
 
 @pytest_twisted.ensureDeferred

@@ -94,6 +94,54 @@ def test_hold_and_unhold_from_the_desktop(lab, acd, accounts):  # noqa: F811
         assert record.agent == "6001" and record.hold_seconds is not None and record.hold_seconds > 0
 
 
+def test_an_attended_transfer_after_a_hold_from_the_desktop(lab, acd, accounts):  # noqa: F811
+    """hold, unhold, then an attended transfer to 6002, cancelled, and another one completed: the agent leg
+    keeps its transfer features in the bridge the AMI Bridge made (Asterisk keeps Dial's feature flags on
+    the channel), so the Atxfer consults 6002, the cancel brings 6001 back into that bridge, and 6001's
+    hangup during the second consultation transfers the caller to 6002."""
+    lab.phone("6002", "answer")
+    client, caller = on_call(lab, acd, "+8613900002007")
+    with client:
+        since = client.mark()
+        client.ok("hold")
+        client.wait_type("call", since=since, call_id=caller.linkedid, state="held")
+        mark = lab.observer.mark()
+        client.ok("unhold")
+        rejoined = event(lab, "BridgeEnter", since=mark, Linkedid=caller.linkedid, Channel="PJSIP/6001-")
+        client.wait_type("call", since=since, call_id=caller.linkedid, state="resumed")
+        mark, since = lab.observer.mark(), client.mark()
+        client.ok("transfer", target="6002", kind="attended")
+        event(lab, "DialEnd", 20, since=mark, DialStatus="ANSWER", DestChannel="Local/6002@agents-")
+        client.wait_type("call", since=since, call_id=caller.linkedid, state="consulting")
+        mark = lab.observer.mark()
+        client.ok("cancel_transfer")
+        back = event(lab, "BridgeEnter", since=mark, Channel="PJSIP/6001-")
+        assert back["BridgeUniqueid"] == rejoined["BridgeUniqueid"]
+        event(lab, "Hangup", since=mark, Channel="PJSIP/6002-")
+        client.wait_type("call", since=since, call_id=caller.linkedid, state="resumed")
+        states = [f["state"] for f in client.frames[since:] if f.get("type") == "call"]
+        assert states == ["held", "consulting", "transfer-cancelled", "resumed"], states
+        mark, since = lab.observer.mark(), client.mark()
+        client.ok("transfer", target="6002", kind="attended")
+        event(lab, "DialEnd", 20, since=mark, DialStatus="ANSWER", DestChannel="Local/6002@agents-")
+        client.wait_type("call", since=since, call_id=caller.linkedid, state="consulting")
+        client.ok("hangup")
+        done = event(lab, "AttendedTransfer", since=mark, Result="Success")
+        assert done["OrigBridgeUniqueid"] == rejoined["BridgeUniqueid"]
+        client.wait_type("call", since=since, call_id=caller.linkedid, state="transferred")
+        # the caller talks to 6002 in that same bridge; 6001's leg is gone
+        event(lab, "Hangup", since=mark, Channel="PJSIP/6001-")
+        channels = {c["Channel"]: c.get("BridgeId") for c in lab.observer.action("CoreShowChannels")
+                    if c.get("Event") == "CoreShowChannel" and c.get("Linkedid") == caller.linkedid}
+        trunk = next(bridge for name, bridge in channels.items() if name.startswith("PJSIP/trunk-"))
+        assert trunk == rejoined["BridgeUniqueid"] and not any(name.startswith("PJSIP/6001-") for name in channels)
+        assert any(name.startswith("PJSIP/6002-") for name in channels), channels
+        hang_up(caller)
+        record = record_of(acd, caller.linkedid)
+        assert [(t.kind, t.to) for t in record.transfers or ()] == [("attended", "6002")], record.transfers
+        assert record.hold_seconds, record
+
+
 def test_a_blind_transfer_from_the_desktop(lab, acd, accounts):  # noqa: F811
     """transfer kind blind to 6002: the caller is Redirected to cc-transfer,6002, which rings and connects
     6002; 6001's desktop gets ``transferred`` and 6001 goes to wrap-up; the record lists the transfer."""

@@ -9,7 +9,7 @@ object per line each way.  Requests::
     {"op": "agents.state", "agent": "6001", "state": "ready" | "not-ready", "reason": "lunch"}
     {"op": "agents.wrap-up", "agent": "6001", "extend": 30}      (no "extend": wrap-up done)
     {"op": "queues.status"}
-    {"op": "calls.hold" | "calls.unhold" | "calls.hangup", "agent": "6001"}
+    {"op": "calls.hold" | "calls.unhold" | "calls.hangup" | "calls.cancel_transfer", "agent": "6001"}
     {"op": "calls.transfer", "agent": "6001", "target": "6002" | "queue:billing", "kind": "blind" | "attended"}
     {"op": "calls.dial", "agent": "6001", "number": "+8613800138000"}
     {"op": "calls.spy", "supervisor": "6002", "agent": "6001", "mode": "listen" | "whisper" | "barge"}
@@ -130,9 +130,9 @@ class ControlService(AsyncService):
             return value
 
         try:
-            if op in ("calls.hold", "calls.unhold", "calls.hangup"):
-                method = {"calls.hold": self.calls.hold, "calls.unhold": self.calls.unhold,
-                          "calls.hangup": self.calls.hangup}[op]
+            method = {"calls.hold": self.calls.hold, "calls.unhold": self.calls.unhold,
+                      "calls.hangup": self.calls.hangup, "calls.cancel_transfer": self.calls.cancel_transfer}.get(op)
+            if method is not None:
                 return {"ok": True, "call_id": await method(text("agent"))}
             if op == "calls.transfer":
                 kind = request.get("kind", "blind")
