@@ -132,3 +132,61 @@ async def test_an_attended_transfer_cancelled_from_the_desktop(lab, phones):
     assert record.agent == "6001" and not record.transfers and record.hold_seconds, record
     assert sim.errors == []
     await as_deferred(me.close())
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("phones", ["local", "pjsip"])
+async def test_an_attended_transfer_after_a_hold_from_the_desktop(lab, phones):
+    """hold, unhold, then an attended transfer to 6002, cancelled, and another one completed: the agent leg
+    keeps its transfer feature in the bridge the AMI Bridge made, so the Atxfer consults 6002, the cancel
+    brings 6001 back into that bridge, and 6001's hangup during the second consultation merges 6002 into it:
+    AttendedTransfer's OrigBridgeUniqueid is that bridge, the caller talks to 6002, the record lists one
+    attended transfer and the hold time (tests/test_real_asterisk_actions.py, the same on Asterisk 22)."""
+    sim, root, me, call = await given_6001_on_a_call(lab, phones, "5551022", target_talk=120)
+    since = len(me.of("call"))
+    assert (await asked(me, "hold"))["ok"]
+    await until(lambda: any(f.get("state") == "held" for f in me.of("call")[since:]), 5, "held")
+    assert (await asked(me, "unhold"))["ok"]
+    await until(lambda: any(f.get("state") == "resumed" for f in me.of("call")[since:]), 5, "resumed")
+    rejoined = call.line.bridge
+    assert rejoined is not None and rejoined.ami
+    assert (await asked(me, "transfer", target="6002", kind="attended"))["ok"]
+    await until(lambda: len(_answered(sim)) == 1, 5, "6002 to answer the consultation")
+    await until(lambda: any(f.get("state") == "consulting" for f in me.of("call")[since:]), 5, "consulting")
+    assert (await asked(me, "cancel_transfer"))["ok"]
+    await until(lambda: [f["state"] for f in me.of("call")[since:]][-1:] == ["resumed"]
+                and len(me.of("call")) - since >= 6, 5, "resumed again")
+    states = [f["state"] for f in me.of("call")[since:] if f["call_id"] == call.linkedid]
+    assert states == ["held", "resumed", "held", "consulting", "transfer-cancelled", "resumed"], states
+    assert not [c for c in sim.engine.channels if "cc-consult" in c or "6002" in c]
+    assert call.line.bridge is rejoined and len(rejoined.channels) == 2
+    mark = len(me.of("call"))
+    assert (await asked(me, "transfer", target="6002", kind="attended"))["ok"]
+    await until(lambda: len(_answered(sim)) == 2, 5, "6002 to answer the second consultation")
+    await until(lambda: any(f.get("state") == "consulting" for f in me.of("call")[mark:]), 5, "consulting again")
+    assert (await asked(me, "hangup"))["ok"]
+    await until(lambda: any(f.get("state") == "transferred" for f in me.of("call")[mark:]), 5, "transferred")
+    (done,) = _events(sim, "AttendedTransfer")
+    assert done.get("Result") == "Success" and done.get("OrigBridgeUniqueid") == rejoined.uniqueid
+    assert [f["state"] for f in me.of("call")[mark:]][:1] == ["held"]
+    assert "transferred" in [f["state"] for f in me.of("call")[mark:]]
+    assert call.line.bridge is rejoined                               # the caller talks to 6002 in that bridge
+    (target,) = [c for c in rejoined.channels if c is not call.line]
+    assert target.name.startswith("Local/0@cc-consult-")
+    assert not [c for c in sim.engine.channels if c.startswith(("PJSIP/6001-", "Local/6001@"))]
+    assert [c for c in sim.engine.channels if c.startswith(("PJSIP/6002-", "Local/6002@"))]
+    sim.engine.hangup(call.line, 16)
+    await until(lambda: root.acd.distributor.agent("6001").state.value != "on-call", 5, "6001 off the call")
+    for _ in range(100):        # the contact record is written through the CRM's thread pool
+        record = await contact(root, call.linkedid)
+        if record is not None and record.ended_at is not None and record.transfers:
+            break
+        await sleep(0.05)
+    assert [(t.kind, t.to) for t in record.transfers or ()] == [("attended", "6002")], record
+    assert record.hold_seconds, record
+    assert sim.errors == []
+    await as_deferred(me.close())
+
+
+def _answered(sim):
+    return _events(sim, "DialEnd", DialStatus="ANSWER", DestChannel="Local/6002@sim-agents-")

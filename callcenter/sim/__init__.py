@@ -19,9 +19,10 @@ the reactor runs it in real time.
     Simulator(..., inbound="lab", acd="lab")      # the lab's dialplan, to replay the recordings
     Simulator(..., featuremap=SHIPPED_FEATUREMAP)  # features.conf: AMI Atxfer makes attended transfers
 
-Modules: scenarios (the API), ami_server/ami_actions/ami_lists/cli (AMI),
-agi_client/agi_session/agi_commands/agi_media (FastAGI), pbx/tasks/channels/
-dialplan/apps/dial/queues/queue_app/originate/outgoing/atxfer/pjsip (the PBX;
+Modules: scenarios (the API), ami_server/ami_actions/ami_lists/ami_bridge/cli
+(AMI; ami_bridge: the bridge AMI Bridge makes), agi_client/agi_session/
+agi_commands/agi_media (FastAGI), pbx/tasks/channels/dialplan/
+apps/dial/queues/queue_app/originate/outgoing/atxfer/pjsip (the PBX;
 atxfer: AMI Atxfer and attended transfers; pjsip: Dial(PJSIP/<exten>) of a
 simulated phone), events (the wire format), compare (the transcript
 normaliser), testing/loopback (helpers).

@@ -10,7 +10,8 @@ The texts of QueuePenalty, QueueLog, Bridge, Atxfer, BlindTransfer, PlayDTMF,
 Hangup by /regex/ and of the argument errors were taken from Asterisk
 22.10.1 as the ``cti`` user (tests/test_real_asterisk_ami.py), CancelAtxfer's
 from tests/test_real_asterisk_actions.py.  Atxfer's and CancelAtxfer's
-digits and the attended transfer they start and abort are in atxfer.py.  What the sim
+digits and the attended transfer they start and abort are in atxfer.py, the
+bridge AMI Bridge makes in ami_bridge.py.  What the sim
 does not do: check the user's write classes (Command, and Originate of
 System() & co., which Asterisk refuses to ``cti``).
 """
@@ -23,10 +24,9 @@ from dataclasses import dataclass, field
 
 from twisted.internet import defer
 
-from callcenter.sim import ami_lists, atxfer
+from callcenter.sim import ami_bridge, ami_lists, atxfer
 from callcenter.sim import events as ev
 from callcenter.sim.originate import Originate, OriginateRequest, parse_callerid
-from callcenter.sim.tasks import HangupSignal, RedirectSignal, Task, Wait
 
 LOGIN_FAIL_DELAY = 1.0
 UNKNOWN = "Invalid/unknown command: {}. Use Action: ListCommands to show available commands."
@@ -406,87 +406,7 @@ def action_bridge(session, action: Action) -> Reply:
         return error(action, f"Channel2 does not exist: {name2}")
     if first is second:
         return error(action, f"Unable to add Channel2 to bridge: Surrogate/{name2}")
-    return ok(action, "Channels have been bridged", lambda: _ami_bridge(engine, first, second))
-
-
-def _ami_bridge(engine, first, second) -> None:
-    """BridgeCreate, the running apps stop (MusicOnHoldStop), BridgeEnter x2, BRIDGEPEER both ways.
-
-    (The real one sometimes sends no MusicOnHoldStop at all: the yanked channel
-    is a new one; tests/test_real_asterisk_hold.py.  The simulator always does.)
-
-    When one party hangs up or is redirected the other leaves too and goes on
-    at the priority after the one it was in (more/README.txt).  Only channels
-    running their own dialplan are simulated, not ones in Dial's or Queue's
-    bridge (that is reported in the scheduler's errors).
-    """
-    for chan in (first, second):
-        if chan.hungup or chan.bridge is not None or chan.task is None or chan.task.done:
-            engine.scheduler.errors.append(f"AMI Bridge of {chan.name}: the sim only bridges channels that run "
-                                           "their own dialplan")
-            return
-    bridge = engine.bridge_create_only()
-    for chan in (first, second):
-        chan.task.cancel()   # the app stops where it is (MusicOnHold's own end sends MusicOnHoldStop)
-    for chan in (first, second):
-        engine.enter(bridge, chan)
-    engine.set_var(first, "BRIDGEPEER", second.name)
-    engine.set_var(second, "BRIDGEPEER", first.name)
-    for chan, other in ((first, second), (second, first)):
-        _exchange_connected_line(engine, chan, other)
-    for chan in (first, second):
-        chan.task = Task(engine.scheduler, _bridged(engine, chan, bridge), chan.name)
-        chan.task.start()
-
-
-def _exchange_connected_line(engine, chan, other) -> None:
-    """The bridge tells ``chan`` who it talks to (NewConnectedLine when that changed).
-
-    On a Local ``;2`` the update reaches its ``;1`` as a caller id, published
-    only when ``;1`` goes (NewCallerid after its Hangup, more/ami_hold_extrachannel_bridge.txt).
-    """
-    if (chan.conn_num, chan.conn_name) == (other.cid_num, other.cid_name):
-        return
-    engine.set_connected(chan, other.cid_num, other.cid_name)
-    peer = chan.peer
-    if chan.half == 2 and peer is not None and not peer.hungup:
-        peer.cid_num, peer.cid_name = other.cid_num, other.cid_name
-        peer.callerid_on_hangup = True
-
-
-def _bridged(engine, chan, bridge):
-    """A channel in an AMI bridge: it waits there until it, or the other party, goes."""
-    target = None
-    try:
-        yield Wait()
-    except HangupSignal:
-        _leave_ami_bridge(engine, chan, bridge)
-        if chan.peer is not None and chan.peer.hungup:
-            engine.hangup(chan)          # its Local half hung up: no SoftHangupRequest of its own
-        else:
-            engine.end_dialplan(chan)
-        return
-    except RedirectSignal as redirect:
-        target = redirect.target
-    _leave_ami_bridge(engine, chan, bridge)
-    if target is not None:
-        engine.goto(chan, *target)
-    else:
-        chan.priority += 1
-    engine.run_dialplan(chan)
-
-
-def _leave_ami_bridge(engine, chan, bridge) -> None:
-    others = [c for c in bridge.channels if c is not chan]
-    for member in [chan] + others:
-        if member.get_var("BRIDGEPEER"):
-            engine.set_var(member, "BRIDGEPEER", "")
-    engine.leave(chan)
-    for other in others:
-        if other.task is not None and not other.task.done:
-            engine.scheduler.soon(other.task.wake)
-    if not bridge.channels:
-        engine.emit(ev.bridge_destroy(bridge))
+    return ok(action, "Channels have been bridged", lambda: ami_bridge.bridge(engine, first, second))
 
 
 def action_atxfer(session, action: Action) -> Reply:

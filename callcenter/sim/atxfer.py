@@ -11,7 +11,8 @@ depends on the bridge the channel is in (more/README.txt "Attended transfer"):
   160 ms apart: DTMFEnd ``DurationMs: 0`` on the channel, DTMFBegin
   ``Sent`` on the bridged party and ``Received`` on its Local partner, and
   their DTMFEnd (100 ms) 100 ms later;
-* it may (``Dial(...,t)``): the feature runs (more/ami_atxfer.txt).  The
+* it may (``Dial(...,t)``, in its caller's Dial bridge or, after a hold,
+  in the one AMI Bridge made: ami_bridge.py): the feature runs (more/ami_atxfer.txt).  The
   code's digits (DTMFEnd, 160 ms apart), 100 ms later ``Hold`` on the
   transferer and MusicOnHoldStart on the parties it leaves; the extension's
   digits from 161 ms after the code, 60 ms apart, collected until no longer
@@ -75,6 +76,7 @@ import enum
 import logging
 from typing import TYPE_CHECKING
 
+from callcenter.sim import ami_bridge
 from callcenter.sim import events as ev
 from callcenter.sim.outgoing import inherit
 from callcenter.sim.tasks import Sleep, Task
@@ -153,8 +155,10 @@ def queue_digits(engine: Engine, chan: Channel, code: str, exten: str, context: 
 
 
 def may_transfer(chan: Channel) -> bool:
-    """Its bridge runs the transfer feature: a Dial(...,t) callee in the caller's Dial bridge."""
-    return chan.may_transfer and chan.bridge is not None and chan.owner is not None and not chan.hungup
+    """Its bridge runs the transfer feature: a Dial(...,t) callee in the caller's Dial bridge, or in the
+    bridge an AMI Bridge made of it after a hold (it keeps its Dial's flags there, ami_bridge.py)."""
+    return (chan.may_transfer and chan.bridge is not None and not chan.hungup
+            and (chan.owner is not None or chan.bridge.ami))
 
 
 def _pass_through(engine: Engine, chan: Channel, digits: str):
@@ -271,7 +275,8 @@ class AttendedTransfer:
         self.transferer = transferer
         self.context = context
         self.orig: Bridge = transferer.bridge
-        self.dial = transferer.owner           # the caller's Dial(): it gets the target on success
+        self.dial = transferer.owner           # the caller's Dial(): it gets the target on success (None
+        #                                        in an AMI Bridge's bridge: the target's ;1 stays there)
         self.held: list[Channel] = [c for c in self.orig.channels if c is not transferer]
         self.on_hold = False
         self.state = State.COLLECTING
@@ -324,6 +329,7 @@ class AttendedTransfer:
         one, two = engine.local_pair(exten, self.context, linkedid=transferer.linkedid)
         self.target = one
         one.owner = self
+        ami_bridge.detach(transferer)          # in an AMI Bridge's bridge: its thread waits for the transfer
         transferer.owner = self
         engine.set_var(one, "TRANSFERERNAME", transferer.name)
         engine.set_var(one, "ATTENDEDTRANSFER", transferer.name)
@@ -419,6 +425,8 @@ class AttendedTransfer:
         if transferer.bridge is not None:
             self._clear_peer(transferer)
             engine.leave(transferer)
+        if self.orig.ami:     # recorded twice so: the caller's music stops before the merge
+            self._unhold_parties()
         engine.emit(ev.bridge_merge(self.orig, self.consult))
         for chan in list(self.consult.channels):
             engine.leave(chan)
@@ -434,6 +442,8 @@ class AttendedTransfer:
             self._connect(transferee, target)
         engine.emit(ev.bridge_destroy(self.consult))
         target.owner = self.dial
+        if self.orig.ami and not target.hungup:
+            ami_bridge.adopt(engine, target, self.orig)
         if self.redirected:
             engine.release_leg(transferer)
         else:
@@ -451,6 +461,8 @@ class AttendedTransfer:
             engine.leave(transferer)
         if transferer.bridge is None and not transferer.hungup:
             engine.enter(self.orig, transferer)
+            if self.orig.ami:
+                ami_bridge.rejoin(engine, transferer, self.orig)
         self._unhold_parties()
         transferee = self._transferee()
         if transferee is not None:

@@ -103,6 +103,7 @@ class Bridge:
     uniqueid: str
     channels: list[Channel] = field(default_factory=list)
     transfer: Any = None               # the attended transfer started in it (atxfer.AttendedTransfer)
+    ami: bool = False                  # made by AMI Bridge (ami_bridge.py): its channels run their own dialplan
 
 
 class Naming:
