@@ -57,11 +57,14 @@ async def sign_in(page, root, login, password, path="/"):
 
 
 async def ready_from_the_page(page, root, agent, password):
-    """``agent`` signs in, logs in to the ACD and goes ready, each by a click on the page."""
-    await sign_in(page, root, agent, password)
-    await page.click("#btn-acd-login")
+    """``agent`` signs in, logs in to the ACD and goes ready, each by a click on the page.
+
+    A Twisted coroutine (it awaits ``until``): Playwright's asyncio calls are wrapped in ``as_deferred``.
+    """
+    await as_deferred(sign_in(page, root, agent, password))
+    await as_deferred(page.click("#btn-acd-login"))
     await until(lambda: root.acd.distributor.agent(agent).state.value != "logged-out", 10, f"{agent} in the ACD")
-    await page.click("#btn-ready")
+    await as_deferred(page.click("#btn-ready"))
     await until(lambda: root.acd.distributor.agent(agent).state.value == "ready", 10, f"{agent} ready")
 
 
@@ -93,7 +96,7 @@ async def test_a_call_pops_on_the_right_agents_page_and_the_wrap_up_lands_in_the
     pw, browser, (mine, other), dialogs = await as_deferred(browser_pages(2))
     try:
         await as_deferred(sign_in(other, root, "6002", "pw-6002-secret"))
-        await as_deferred(ready_from_the_page(mine, root, "6001", "pw-6001-secret"))
+        await ready_from_the_page(mine, root, "6001", "pw-6001-secret")
         call = sim.call("5551001", "Zoë", dnis="4060")
         await as_deferred(mine.wait_for_selector("#pop:not([hidden])", timeout=15000))
         assert await as_deferred(mine.text_content("#pop-name")) == "Zoë Müller"
@@ -125,7 +128,7 @@ async def test_a_hostile_caller_name_is_shown_as_text(lab):
     sim.agent("6001", ring=5, talk=2)
     pw, browser, (page,), dialogs = await as_deferred(browser_pages(1))
     try:
-        await as_deferred(ready_from_the_page(page, root, "6001", "pw-6001-secret"))
+        await ready_from_the_page(page, root, "6001", "pw-6001-secret")
         sim.call("5559876", XSS, dnis="4060")
         await as_deferred(page.wait_for_selector("#pop:not([hidden])", timeout=15000))
         assert await as_deferred(page.input_value("#new-customer-name")) == XSS
@@ -147,7 +150,7 @@ async def test_an_attended_transfer_started_and_cancelled_from_the_page(lab):
     sim.agent("6002", ring=0.3, talk=120)
     pw, browser, (page,), dialogs = await as_deferred(browser_pages(1))
     try:
-        await as_deferred(ready_from_the_page(page, root, "6001", "pw-6001-secret"))
+        await ready_from_the_page(page, root, "6001", "pw-6001-secret")
         call = sim.call("5551001", "Zoë", dnis="4060")
         await as_deferred(page.wait_for_selector("#pop-state[data-state='connected']", timeout=15000))
         assert await as_deferred(page.is_hidden("#btn-cancel-transfer"))
