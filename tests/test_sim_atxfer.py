@@ -132,6 +132,15 @@ class Lab:
             "Response") == "Success"
         return self.action("Atxfer", Channel=leg.name, Exten=exten, Context=cv.CONTEXT_CONSULT)
 
+    def consulting(self):
+        """6001 (connected to a caller) consults 6002, who answered; both phones would talk 300 s."""
+        self.sim.agent("6001", ring=1, talk=300)
+        self.sim.agent("6002", ring=1, talk=300)
+        call, leg = self.connected_call()
+        self.attended_transfer(leg)
+        self.sim.advance(3)
+        return call, leg
+
     def events(self, name: str, since: float = 0.0) -> list:
         return [m for t, m in self.sim.events if m.name == name and t >= since]
 
@@ -179,11 +188,7 @@ def test_the_daemons_attended_transfer_moves_the_call_to_the_consulted_agent():
 def test_the_agent_hanging_up_the_phone_completes_it_too():
     """As in the recording: 6001's own phone hangs up during the consultation."""
     lab = Lab()
-    lab.sim.agent("6001", ring=1, talk=300)
-    lab.sim.agent("6002", ring=1, talk=300)
-    call, leg = lab.connected_call()
-    lab.attended_transfer(leg)
-    lab.sim.advance(3)
+    call, leg = lab.consulting()
     lab.sim.agent_hangup("6001")
     lab.sim.advance(1)
     assert lab.timeline()[-4:] == ["held", "consulting", "resumed", "transfer attended 6002"]
@@ -285,11 +290,7 @@ def test_the_caller_hanging_up_while_the_target_rings_fails_the_transfer():
 def test_the_caller_hanging_up_during_the_consultation_leaves_the_two_agents_talking():
     """No event for it (bridge_basic.c): the consultation goes on until one of them hangs up."""
     lab = Lab()
-    lab.sim.agent("6001", ring=1, talk=300)
-    lab.sim.agent("6002", ring=1, talk=300)
-    call, leg = lab.connected_call()
-    lab.attended_transfer(leg)
-    lab.sim.advance(3)
+    call, leg = lab.consulting()
     call.hangup()
     lab.sim.advance(1)
     assert not lab.events("AttendedTransfer") and not leg.hungup and leg.bridge is not None
